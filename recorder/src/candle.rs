@@ -1,0 +1,308 @@
+//! Recording from candle tensors (feature `candle`).
+//!
+//! On a GPU the statistics are reduced by candle on the tensor's own device and
+//! only a handful of scalars cross to the host, so recording stays cheap inside
+//! a training step. On the CPU the tensor is already on the host, and the exact
+//! one-pass f64 accumulator of [`crate::stats`] is used instead. Checkpoints
+//! copy tensors to the host, which is why they are rare by default.
+
+use crate::format::{Activation, TensorKind, TensorStats, ACTIVATION_PREFIX, GRAD_PREFIX};
+use crate::stats::{self, StatsAccumulator, DEAD_ACTIVE_FRACTION, SATURATED_EXAMPLE_FRACTION, SATURATION_MARGIN};
+use crate::{Error, HostTensor, Recorder};
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Tensor};
+use candle_nn::VarMap;
+use safetensors::Dtype;
+use std::collections::BTreeMap;
+
+/// Statistics of any floating-point tensor, computed where it lives.
+pub fn tensor_stats(tensor: &Tensor) -> Result<TensorStats, Error> {
+    if tensor.device().is_cpu() {
+        let values = tensor.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+        Ok(stats::stats_f32(&values))
+    } else {
+        device_stats(tensor)
+    }
+}
+
+/// Statistics of a layer's output, with `dead_frac` and `saturated_frac`.
+pub fn activation_stats(tensor: &Tensor, activation: &Activation) -> Result<TensorStats, Error> {
+    if tensor.device().is_cpu() {
+        let values = tensor.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+        Ok(stats::activation_stats(&values, tensor.dims(), activation))
+    } else {
+        let mut result = device_stats(tensor)?;
+        if let Some((dead, saturated)) = device_unit_fractions(tensor, activation)? {
+            result.dead_frac = Some(dead);
+            result.saturated_frac = saturated;
+        }
+        Ok(result)
+    }
+}
+
+/// The reductions of [`tensor_stats`] done with candle ops, on any device.
+/// Sums run in f32 on the device; the variance is taken around the mean (two
+/// passes) so it stays accurate where the mean is large.
+pub fn device_stats(tensor: &Tensor) -> Result<TensorStats, Error> {
+    let x = tensor.flatten_all()?.to_dtype(DType::F32)?;
+    let count = x.elem_count() as u64;
+    if count == 0 {
+        return Ok(StatsAccumulator::new().finish());
+    }
+    // |x| <= MAX is false for NaN and for both infinities.
+    let finite = x.abs()?.le(f32::MAX as f64)?;
+    let zero = x.zeros_like()?;
+    let inf = Tensor::full(f32::INFINITY, x.shape(), x.device())?;
+    let xf = finite.where_cond(&x, &zero)?;
+    let n_finite = finite.to_dtype(DType::F32)?.sum_all()?;
+    let sum = xf.sum_all()?;
+    let mean = sum.broadcast_div(&n_finite.clamp(1f32, f32::MAX)?)?;
+    let centered = finite.where_cond(&x.broadcast_sub(&mean)?, &zero)?;
+    let scalars = [
+        n_finite,
+        sum,
+        centered.sqr()?.sum_all()?,
+        xf.abs()?.sum_all()?,
+        xf.sqr()?.sum_all()?,
+        finite.where_cond(&x, &inf)?.min_all()?,
+        finite.where_cond(&x, &inf.neg()?)?.max_all()?,
+        x.eq(0f64)?.to_dtype(DType::F32)?.sum_all()?,
+    ];
+    let host = Tensor::stack(&scalars, 0)?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+    let [n, sum, var_sum, abs_sum, sq_sum, min, max, zeros] = host[..] else {
+        unreachable!("eight scalars were stacked")
+    };
+    let n_finite = n.round() as u64;
+    let mut out = StatsAccumulator::new().finish();
+    out.count = count;
+    out.nonfinite = count.saturating_sub(n_finite);
+    out.zero_frac = zeros / count as f64;
+    if n_finite > 0 {
+        out.mean = sum / n;
+        out.std = (var_sum / n).max(0.0).sqrt();
+        out.abs_mean = abs_sum / n;
+        out.l2 = sq_sum.sqrt();
+        out.min = min;
+        out.max = max;
+    }
+    Ok(out)
+}
+
+/// `dead_frac` and `saturated_frac` computed with candle ops; `None` for a
+/// tensor without a batch and a unit dimension.
+pub fn device_unit_fractions(
+    tensor: &Tensor,
+    activation: &Activation,
+) -> Result<Option<(f64, Option<f64>)>, Error> {
+    let dims = tensor.dims();
+    if dims.len() < 2 || dims.contains(&0) {
+        return Ok(None);
+    }
+    let per_unit = match dims.len() {
+        2 => tensor.to_dtype(DType::F32)?,
+        _ => tensor.to_dtype(DType::F32)?.flatten_from(2)?.mean(2)?,
+    };
+    let active = per_unit.gt(0f64)?.to_dtype(DType::F32)?.mean(0)?;
+    let dead = active.lt(DEAD_ACTIVE_FRACTION)?.to_dtype(DType::F32)?.mean_all()?;
+    let Some((lo, hi)) = activation.saturation_bounds() else {
+        return Ok(Some((dead.to_dtype(DType::F64)?.to_scalar::<f64>()?, None)));
+    };
+    let at_bound = (per_unit.lt(lo + SATURATION_MARGIN)?.to_dtype(DType::F32)?
+        + per_unit.gt(hi - SATURATION_MARGIN)?.to_dtype(DType::F32)?)?;
+    let saturated = at_bound
+        .mean(0)?
+        .gt(SATURATED_EXAMPLE_FRACTION)?
+        .to_dtype(DType::F32)?
+        .mean_all()?;
+    let host = Tensor::stack(&[dead, saturated], 0)?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+    Ok(Some((host[0], Some(host[1]))))
+}
+
+/// Copies a tensor to the host for a checkpoint.
+pub fn host_tensor(tensor: &Tensor) -> Result<HostTensor, Error> {
+    let flat = tensor.flatten_all()?;
+    let shape = tensor.dims().to_vec();
+    let (dtype, data): (Dtype, Vec<u8>) = match tensor.dtype() {
+        DType::F32 => (Dtype::F32, flat.to_vec1::<f32>()?.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        DType::F64 => (Dtype::F64, flat.to_vec1::<f64>()?.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        DType::F16 => (Dtype::F16, flat.to_vec1::<half::f16>()?.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        DType::BF16 => (Dtype::BF16, flat.to_vec1::<half::bf16>()?.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        DType::U32 => (Dtype::U32, flat.to_vec1::<u32>()?.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        DType::I64 => (Dtype::I64, flat.to_vec1::<i64>()?.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        DType::U8 => (Dtype::U8, flat.to_vec1::<u8>()?),
+        // Anything rarer is widened to f32, which every reader understands.
+        _ => (Dtype::F32, flat.to_dtype(DType::F32)?.to_vec1::<f32>()?.iter().flat_map(|v| v.to_le_bytes()).collect()),
+    };
+    Ok(HostTensor { dtype, shape, data })
+}
+
+/// The variables of a `VarMap`, sorted by name so that records come out in a
+/// stable order.
+pub fn sorted_vars(varmap: &VarMap) -> Vec<(String, Tensor)> {
+    let data = varmap.data().lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut vars: Vec<(String, Tensor)> =
+        data.iter().map(|(name, var)| (name.clone(), var.as_tensor().clone())).collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    vars
+}
+
+/// Records the parameters of a model held in a `VarMap`: weight statistics,
+/// gradient statistics, and the update since the previous call, kept on the
+/// device as a copy of the previous values.
+#[derive(Debug, Default)]
+pub struct ParamRecorder {
+    previous: BTreeMap<String, Tensor>,
+}
+
+impl ParamRecorder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Logs `weight`, `grad` (when `grads` holds one) and `update` lines for
+    /// every variable. Call it at the steps the policy wants statistics for.
+    pub fn log(
+        &mut self,
+        recorder: &mut Recorder,
+        step: u64,
+        varmap: &VarMap,
+        grads: Option<&GradStore>,
+    ) -> Result<(), Error> {
+        for (name, value) in sorted_vars(varmap) {
+            recorder.log_tensor(step, &name, TensorKind::Weight, &tensor_stats(&value)?)?;
+            if let Some(grad) = grads.and_then(|g| g.get(&value)) {
+                recorder.log_tensor(step, &name, TensorKind::Grad, &tensor_stats(grad)?)?;
+            }
+            if let Some(before) = self.previous.get(&name) {
+                let update = (&value - before)?;
+                recorder.log_tensor(step, &name, TensorKind::Update, &tensor_stats(&update)?)?;
+            }
+            self.previous.insert(name, value.copy()?.detach());
+        }
+        Ok(())
+    }
+}
+
+/// What a checkpoint written from candle holds besides the parameters.
+#[derive(Debug, Default)]
+pub struct CheckpointExtras<'a> {
+    pub grads: Option<&'a GradStore>,
+    /// Layer outputs, `(layer name, tensor)`, stored as `act/<layer>`.
+    pub activations: &'a [(String, Tensor)],
+    pub input: Option<&'a Tensor>,
+    pub labels: Option<&'a Tensor>,
+    pub logits: Option<&'a Tensor>,
+}
+
+/// Writes a checkpoint of every variable in `varmap`, with what `extras` holds.
+pub fn write_checkpoint(
+    recorder: &mut Recorder,
+    step: u64,
+    varmap: &VarMap,
+    extras: &CheckpointExtras<'_>,
+) -> Result<std::path::PathBuf, Error> {
+    let mut tensors = Vec::new();
+    for (name, value) in sorted_vars(varmap) {
+        if let Some(grad) = extras.grads.and_then(|g| g.get(&value)) {
+            tensors.push((format!("{GRAD_PREFIX}{name}"), host_tensor(grad)?));
+        }
+        tensors.push((name, host_tensor(&value)?));
+    }
+    for (layer, output) in extras.activations {
+        tensors.push((format!("{ACTIVATION_PREFIX}{layer}"), host_tensor(output)?));
+    }
+    let named = [
+        (crate::format::INPUT_TENSOR, extras.input),
+        (crate::format::LABELS_TENSOR, extras.labels),
+        (crate::format::LOGITS_TENSOR, extras.logits),
+    ];
+    for (name, tensor) in named {
+        if let Some(tensor) = tensor {
+            tensors.push((name.to_string(), host_tensor(tensor)?));
+        }
+    }
+    recorder.write_checkpoint(step, &tensors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    fn close(a: f64, b: f64, rel: f64) -> bool {
+        (a - b).abs() <= rel * a.abs().max(b.abs()).max(1e-9)
+    }
+
+    fn sample() -> Vec<f32> {
+        (0..1001).map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0 + 3.0).collect()
+    }
+
+    #[test]
+    fn device_reductions_match_the_host_accumulator() {
+        let mut values = sample();
+        values[5] = f32::NAN;
+        values[6] = f32::INFINITY;
+        values[7] = 0.0;
+        let tensor = Tensor::from_vec(values.clone(), (7, 11, 13), &Device::Cpu).unwrap();
+        let host = stats::stats_f32(&values);
+        for dtype in [DType::F32, DType::BF16] {
+            let t = tensor.to_dtype(dtype).unwrap();
+            let on_device = device_stats(&t).unwrap();
+            let via_host = tensor_stats(&t).unwrap();
+            let tol = if dtype == DType::F32 { 1e-5 } else { 1e-2 };
+            assert_eq!(on_device.count, host.count);
+            assert_eq!(on_device.nonfinite, 2);
+            for (a, b) in [(on_device.mean, host.mean), (on_device.std, host.std), (via_host.std, host.std), (on_device.l2, host.l2)] {
+                assert!(close(a, b, tol), "{dtype:?}: {a} vs {b}");
+            }
+            assert!(close(on_device.zero_frac, host.zero_frac, 1e-9));
+        }
+    }
+
+    #[test]
+    fn device_unit_fractions_match_the_host() {
+        let values: Vec<f32> = (0..4 * 6 * 3).map(|i| ((i % 7) as f32 - 4.0) / 4.0).collect();
+        let t = Tensor::from_vec(values.clone(), (4, 6, 3), &Device::Cpu).unwrap().tanh().unwrap();
+        let host_values = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        for act in [Activation::Tanh, Activation::Relu] {
+            let want = stats::unit_fractions(&host_values, &[4, 6, 3], &act).unwrap();
+            let got = device_unit_fractions(&t, &act).unwrap().unwrap();
+            assert!(close(got.0, want.0, 1e-9), "{act:?} dead {got:?} vs {want:?}");
+            assert_eq!(got.1.is_some(), want.1.is_some());
+            if let (Some(a), Some(b)) = (got.1, want.1) {
+                assert!(close(a, b, 1e-9));
+            }
+        }
+    }
+
+    #[test]
+    fn param_recorder_logs_weights_grads_and_updates() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rec = Recorder::create(dir.path(), crate::RunMeta::new("t")).unwrap();
+        let varmap = VarMap::new();
+        let w = varmap.get((2, 2), "fc.weight", candle_nn::Init::Const(1.0), DType::F32, &Device::Cpu).unwrap();
+        let loss = w.sqr().unwrap().sum_all().unwrap();
+        let grads = loss.backward().unwrap();
+        let mut params = ParamRecorder::new();
+        params.log(&mut rec, 0, &varmap, Some(&grads)).unwrap();
+        let var = varmap.all_vars().remove(0);
+        var.set(&(w.as_ref() * 0.5).unwrap()).unwrap();
+        params.log(&mut rec, 1, &varmap, None).unwrap();
+        write_checkpoint(&mut rec, 1, &varmap, &CheckpointExtras { grads: Some(&grads), ..Default::default() }).unwrap();
+        rec.finish().unwrap();
+        let text = std::fs::read_to_string(dir.path().join("tensors.jsonl")).unwrap();
+        let kinds: Vec<(u64, String)> = text
+            .lines()
+            .map(|l| serde_json::from_str::<crate::TensorRecord>(l).unwrap())
+            .map(|r| (r.step, r.kind.as_str().to_string()))
+            .collect();
+        assert_eq!(kinds, [(0, "weight".into()), (0, "grad".into()), (1, "weight".into()), (1, "update".into())]);
+        let update: crate::TensorRecord = serde_json::from_str(text.lines().nth(3).unwrap()).unwrap();
+        assert!(close(update.stats.mean, -0.5, 1e-9));
+        let bytes = std::fs::read(dir.path().join("checkpoints/step-00000001.safetensors")).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let mut names = st.names();
+        names.sort();
+        assert_eq!(names, ["fc.weight", "grad/fc.weight"]);
+    }
+}

@@ -1,0 +1,387 @@
+//! One-pass tensor statistics on the host, for f32, f16 and bf16 data.
+//!
+//! Sums are kept in f64, and the variance from values shifted by the first
+//! finite element, so that a tensor whose mean is large against its spread
+//! (a bias vector near 1.0, say) keeps its standard deviation exact. The
+//! accumulator is streaming and mergeable: feed it chunk by chunk, or give each
+//! thread its own and merge them.
+
+use crate::format::{Activation, TensorStats};
+use half::{bf16, f16};
+
+/// Running sums for [`TensorStats`]; `push_*` any number of slices, then `finish`.
+#[derive(Debug, Clone)]
+pub struct StatsAccumulator {
+    count: u64,
+    finite: u64,
+    zeros: u64,
+    /// The shift of the variance sums; `None` until a finite value is seen.
+    shift: Option<f64>,
+    sum_shifted: f64,
+    sum_sq_shifted: f64,
+    sum_sq: f64,
+    sum_abs: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Default for StatsAccumulator {
+    fn default() -> Self {
+        StatsAccumulator {
+            count: 0,
+            finite: 0,
+            zeros: 0,
+            shift: None,
+            sum_shifted: 0.0,
+            sum_sq_shifted: 0.0,
+            sum_sq: 0.0,
+            sum_abs: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+        }
+    }
+}
+
+/// Values per block of the inner loop: sums are kept per lane, which lets the
+/// compiler vectorize and keeps rounding error growing with log of the length.
+const LANES: usize = 8;
+
+impl StatsAccumulator {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn push_f32(&mut self, values: &[f32]) {
+        self.push_with(values, |v| v as f64);
+    }
+
+    pub fn push_f64(&mut self, values: &[f64]) {
+        self.push_with(values, |v| v);
+    }
+
+    pub fn push_f16(&mut self, values: &[f16]) {
+        self.push_with(values, |v| v.to_f64());
+    }
+
+    pub fn push_bf16(&mut self, values: &[bf16]) {
+        self.push_with(values, |v| v.to_f64());
+    }
+
+    fn push_with<T: Copy>(&mut self, values: &[T], to_f64: impl Fn(T) -> f64) {
+        self.count += values.len() as u64;
+        let shift = match self.shift {
+            Some(shift) => shift,
+            None => match values.iter().map(|&v| to_f64(v)).find(|v| v.is_finite()) {
+                Some(first) => {
+                    self.shift = Some(first);
+                    first
+                }
+                // No finite value yet: only counts change.
+                None => return,
+            },
+        };
+        let mut finite = [0u64; LANES];
+        let mut zeros = [0u64; LANES];
+        let mut s1 = [0f64; LANES];
+        let mut s2 = [0f64; LANES];
+        let mut sq = [0f64; LANES];
+        let mut sa = [0f64; LANES];
+        let mut lo = [f64::INFINITY; LANES];
+        let mut hi = [f64::NEG_INFINITY; LANES];
+        let mut blocks = values.chunks_exact(LANES);
+        for block in &mut blocks {
+            for lane in 0..LANES {
+                let x = to_f64(block[lane]);
+                let ok = x.is_finite();
+                // Branch-free: a non-finite value contributes zero to every sum.
+                let xf = if ok { x } else { 0.0 };
+                let d = if ok { x - shift } else { 0.0 };
+                finite[lane] += ok as u64;
+                zeros[lane] += (x == 0.0) as u64;
+                s1[lane] += d;
+                s2[lane] += d * d;
+                sq[lane] += xf * xf;
+                sa[lane] += xf.abs();
+                lo[lane] = if ok && x < lo[lane] { x } else { lo[lane] };
+                hi[lane] = if ok && x > hi[lane] { x } else { hi[lane] };
+            }
+        }
+        for (lane, &v) in blocks.remainder().iter().enumerate() {
+            let x = to_f64(v);
+            zeros[lane] += (x == 0.0) as u64;
+            if x.is_finite() {
+                let d = x - shift;
+                finite[lane] += 1;
+                s1[lane] += d;
+                s2[lane] += d * d;
+                sq[lane] += x * x;
+                sa[lane] += x.abs();
+                lo[lane] = lo[lane].min(x);
+                hi[lane] = hi[lane].max(x);
+            }
+        }
+        self.finite += finite.iter().sum::<u64>();
+        self.zeros += zeros.iter().sum::<u64>();
+        self.sum_shifted += s1.iter().sum::<f64>();
+        self.sum_sq_shifted += s2.iter().sum::<f64>();
+        self.sum_sq += sq.iter().sum::<f64>();
+        self.sum_abs += sa.iter().sum::<f64>();
+        self.min = lo.iter().copied().fold(self.min, f64::min);
+        self.max = hi.iter().copied().fold(self.max, f64::max);
+    }
+
+    /// Adds what another accumulator has seen, as if its values came after ours.
+    pub fn merge(&mut self, other: &StatsAccumulator) {
+        let Some(other_shift) = other.shift else {
+            self.count += other.count;
+            self.zeros += other.zeros;
+            return;
+        };
+        let shift = *self.shift.get_or_insert(other_shift);
+        // Re-centre the other's shifted sums on our shift: sum(x - a) = sum(x - b) + n (b - a).
+        let delta = other_shift - shift;
+        let n = other.finite as f64;
+        self.sum_sq_shifted +=
+            other.sum_sq_shifted + 2.0 * delta * other.sum_shifted + n * delta * delta;
+        self.sum_shifted += other.sum_shifted + n * delta;
+        self.count += other.count;
+        self.finite += other.finite;
+        self.zeros += other.zeros;
+        self.sum_sq += other.sum_sq;
+        self.sum_abs += other.sum_abs;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+    }
+
+    pub fn finish(&self) -> TensorStats {
+        let n = self.finite as f64;
+        let (mean, std, min, max, abs_mean, l2) = match self.shift {
+            Some(shift) if self.finite > 0 => {
+                let mean_shifted = self.sum_shifted / n;
+                let var = (self.sum_sq_shifted / n - mean_shifted * mean_shifted).max(0.0);
+                (
+                    shift + mean_shifted,
+                    var.sqrt(),
+                    self.min,
+                    self.max,
+                    self.sum_abs / n,
+                    self.sum_sq.sqrt(),
+                )
+            }
+            _ => (f64::NAN, f64::NAN, f64::NAN, f64::NAN, f64::NAN, f64::NAN),
+        };
+        TensorStats {
+            count: self.count,
+            mean,
+            std,
+            min,
+            max,
+            abs_mean,
+            l2,
+            zero_frac: if self.count == 0 { f64::NAN } else { self.zeros as f64 / self.count as f64 },
+            nonfinite: self.count - self.finite,
+            dead_frac: None,
+            saturated_frac: None,
+        }
+    }
+}
+
+/// Statistics of an f32 slice in one pass.
+pub fn stats_f32(values: &[f32]) -> TensorStats {
+    let mut acc = StatsAccumulator::new();
+    acc.push_f32(values);
+    acc.finish()
+}
+
+/// A unit is dead when it is positive on fewer than this fraction of examples.
+pub const DEAD_ACTIVE_FRACTION: f64 = 0.01;
+/// A value closer than this to a bound of the output range is saturated
+/// (tanh: |a| > 0.97; sigmoid: a < 0.03 or a > 0.97).
+pub const SATURATION_MARGIN: f64 = 0.03;
+/// A unit is saturated when it is saturated on more than this fraction of examples.
+pub const SATURATED_EXAMPLE_FRACTION: f64 = 0.99;
+
+/// The per-unit value of each example: `[batch, units]` as is, and for
+/// `[batch, channels, spatial...]` each channel's spatial mean per example.
+/// Returns `(batch, units, values)` with values laid out example-major.
+pub fn unit_values(values: &[f32], shape: &[usize]) -> Option<(usize, usize, Vec<f64>)> {
+    let (&batch, rest) = shape.split_first()?;
+    let units = *rest.first().unwrap_or(&1);
+    let spatial: usize = rest.iter().skip(1).product();
+    if batch == 0 || units == 0 || spatial == 0 || batch * units * spatial != values.len() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(batch * units);
+    for cell in values.chunks_exact(spatial) {
+        out.push(cell.iter().map(|&v| v as f64).sum::<f64>() / spatial as f64);
+    }
+    Some((batch, units, out))
+}
+
+/// `dead_frac` and `saturated_frac` of a layer's output, as the format defines
+/// them; `saturated_frac` only for saturating nonlinearities.
+pub fn unit_fractions(
+    values: &[f32],
+    shape: &[usize],
+    activation: &Activation,
+) -> Option<(f64, Option<f64>)> {
+    let (batch, units, per_unit) = unit_values(values, shape)?;
+    let bounds = activation.saturation_bounds();
+    let mut dead = 0usize;
+    let mut saturated = 0usize;
+    for unit in 0..units {
+        let column = (0..batch).map(|example| per_unit[example * units + unit]);
+        let mut positive = 0usize;
+        let mut at_bound = 0usize;
+        for v in column {
+            positive += (v > 0.0) as usize;
+            if let Some((lo, hi)) = bounds {
+                at_bound += (v < lo + SATURATION_MARGIN || v > hi - SATURATION_MARGIN) as usize;
+            }
+        }
+        dead += ((positive as f64) < DEAD_ACTIVE_FRACTION * batch as f64) as usize;
+        saturated += ((at_bound as f64) > SATURATED_EXAMPLE_FRACTION * batch as f64) as usize;
+    }
+    let saturated_frac = bounds.map(|_| saturated as f64 / units as f64);
+    Some((dead as f64 / units as f64, saturated_frac))
+}
+
+/// Statistics of a layer's output, with `dead_frac` and `saturated_frac`.
+pub fn activation_stats(values: &[f32], shape: &[usize], activation: &Activation) -> TensorStats {
+    let mut stats = stats_f32(values);
+    if let Some((dead, saturated)) = unit_fractions(values, shape, activation) {
+        stats.dead_frac = Some(dead);
+        stats.saturated_frac = saturated;
+    }
+    stats
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The textbook two-pass computation that the one-pass one must match.
+    fn reference(values: &[f64]) -> (f64, f64, f64, f64, f64, f64, u64) {
+        let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+        let n = finite.len() as f64;
+        let mean = finite.iter().sum::<f64>() / n;
+        let var = finite.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+        let min = finite.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = finite.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let abs_mean = finite.iter().map(|v| v.abs()).sum::<f64>() / n;
+        let l2 = finite.iter().map(|v| v * v).sum::<f64>().sqrt();
+        let zeros = values.iter().filter(|&&v| v == 0.0).count() as u64;
+        (mean, var.sqrt(), min, max, abs_mean, l2, zeros)
+    }
+
+    fn close(a: f64, b: f64, rel: f64) -> bool {
+        (a - b).abs() <= rel * a.abs().max(b.abs()).max(1e-12)
+    }
+
+    /// A small seeded generator, so the test needs no crate for randomness.
+    fn pseudo_random(seed: u64, n: usize) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (0..n)
+            .map(|_| {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((state >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 1.5
+            })
+            .collect()
+    }
+
+    #[test]
+    fn matches_reference_with_nonfinite_and_odd_length() {
+        let mut values = pseudo_random(7, 1003);
+        values[3] = f32::NAN;
+        values[500] = f32::INFINITY;
+        values[1002] = f32::NEG_INFINITY;
+        values[10] = 0.0;
+        let stats = stats_f32(&values);
+        let as_f64: Vec<f64> = values.iter().map(|&v| v as f64).collect();
+        let (mean, std, min, max, abs_mean, l2, zeros) = reference(&as_f64);
+        assert_eq!(stats.count, 1003);
+        assert_eq!(stats.nonfinite, 3);
+        assert!(close(stats.mean, mean, 1e-12), "{} vs {mean}", stats.mean);
+        assert!(close(stats.std, std, 1e-12));
+        assert_eq!((stats.min, stats.max), (min, max));
+        assert!(close(stats.abs_mean, abs_mean, 1e-12));
+        assert!(close(stats.l2, l2, 1e-12));
+        assert!(close(stats.zero_frac, zeros as f64 / 1003.0, 1e-12));
+    }
+
+    #[test]
+    fn large_offset_keeps_std() {
+        let values: Vec<f64> = (0..10_000).map(|i| 1.0e6 + (i % 2) as f64 * 1e-3).collect();
+        let mut acc = StatsAccumulator::new();
+        acc.push_f64(&values);
+        let stats = acc.finish();
+        assert!(close(stats.std, 5e-4, 1e-6), "std {}", stats.std);
+    }
+
+    #[test]
+    fn chunked_and_merged_equal_one_pass() {
+        let values = pseudo_random(3, 777);
+        let whole = stats_f32(&values);
+        let mut streamed = StatsAccumulator::new();
+        for chunk in values.chunks(50) {
+            streamed.push_f32(chunk);
+        }
+        let (a, b) = values.split_at(333);
+        let mut left = StatsAccumulator::new();
+        left.push_f32(a);
+        let mut right = StatsAccumulator::new();
+        right.push_f32(b);
+        left.merge(&right);
+        for other in [streamed.finish(), left.finish()] {
+            assert_eq!(other.count, whole.count);
+            assert!(close(other.mean, whole.mean, 1e-12));
+            assert!(close(other.std, whole.std, 1e-10));
+            assert!(close(other.l2, whole.l2, 1e-12));
+            assert_eq!((other.min, other.max), (whole.min, whole.max));
+        }
+    }
+
+    #[test]
+    fn half_types_match_their_f32_values() {
+        let values = pseudo_random(11, 257);
+        let halves: Vec<f16> = values.iter().map(|&v| f16::from_f32(v)).collect();
+        let brains: Vec<bf16> = values.iter().map(|&v| bf16::from_f32(v)).collect();
+        let mut acc = StatsAccumulator::new();
+        acc.push_f16(&halves);
+        let from_f16 = acc.finish();
+        let widened: Vec<f32> = halves.iter().map(|v| v.to_f32()).collect();
+        assert!(close(from_f16.mean, stats_f32(&widened).mean, 1e-12));
+        let mut acc = StatsAccumulator::new();
+        acc.push_bf16(&brains);
+        let widened: Vec<f32> = brains.iter().map(|v| v.to_f32()).collect();
+        assert!(close(acc.finish().std, stats_f32(&widened).std, 1e-12));
+    }
+
+    #[test]
+    fn all_nonfinite_or_empty_has_no_moments() {
+        let stats = stats_f32(&[f32::NAN, f32::INFINITY]);
+        assert_eq!((stats.count, stats.nonfinite), (2, 2));
+        assert!(stats.mean.is_nan() && stats.min.is_nan());
+        let empty = stats_f32(&[]);
+        assert_eq!(empty.count, 0);
+        assert!(empty.zero_frac.is_nan());
+    }
+
+    #[test]
+    fn dead_and_saturated_units() {
+        // 4 examples x 3 units: unit 0 always negative (dead), unit 1 mixed, unit 2 always positive.
+        let relu_out = [0.0, 0.5, 1.0, 0.0, 0.0, 2.0, 0.0, 0.1, 3.0, 0.0, 0.0, 1.0];
+        let (dead, sat) = unit_fractions(&relu_out, &[4, 3], &Activation::Relu).unwrap();
+        assert!(close(dead, 1.0 / 3.0, 1e-12));
+        assert_eq!(sat, None);
+        // tanh: unit 0 pinned at -0.99, unit 1 near zero.
+        let tanh_out = [-0.99, 0.1, -0.995, -0.2, -0.98, 0.0, -0.999, 0.3];
+        let (_, sat) = unit_fractions(&tanh_out, &[4, 2], &Activation::Tanh).unwrap();
+        assert_eq!(sat, Some(0.5));
+        // A convolution's unit is a channel: [batch 2, channels 2, 2 x 1 spatial].
+        let conv = [1.0, -3.0, 1.0, 1.0, 2.0, -4.0, 0.5, 0.5];
+        let (dead, _) = unit_fractions(&conv, &[2, 2, 2, 1], &Activation::Relu).unwrap();
+        assert!(close(dead, 0.5, 1e-12));
+        assert!(unit_fractions(&conv, &[3, 2], &Activation::Relu).is_none());
+    }
+}

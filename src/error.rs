@@ -1,0 +1,50 @@
+//! Errors of loading a run. Each names the file, and the line or tensor where
+//! there is one, so that the message alone tells the user where to look.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{}: not a run directory: it has no run.json (see docs/FORMAT.md for what a run holds)", path.display())]
+    NotARun { path: PathBuf },
+    #[error("{}: missing; every run needs it (see docs/FORMAT.md)", path.display())]
+    MissingFile { path: PathBuf },
+    #[error("{}:{line}:{column}: {message}", path.display())]
+    Json { path: PathBuf, line: usize, column: usize, message: String },
+    #[error("{}: format is {found}; this version of postmortem reads \"{expected}\"", path.display())]
+    UnsupportedFormat { path: PathBuf, found: String, expected: &'static str },
+    #[error("{}:{line}: {message}", path.display())]
+    Line { path: PathBuf, line: usize, message: String },
+    #[error("{}{}: {message}", path.display(), tensor.as_ref().map(|t| format!(" (tensor {t:?})")).unwrap_or_default())]
+    Checkpoint { path: PathBuf, tensor: Option<String>, message: String },
+}
+
+impl LoadError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        LoadError::Io { path: path.into(), source }
+    }
+
+    pub(crate) fn checkpoint(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        LoadError::Checkpoint { path: path.into(), tensor: None, message: message.into() }
+    }
+}
+
+/// Something wrong with the input that did not stop the analysis.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Warning {
+    pub file: PathBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{line}: {}", self.file.display(), self.message),
+            None => write!(f, "{}: {}", self.file.display(), self.message),
+        }
+    }
+}

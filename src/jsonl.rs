@@ -1,0 +1,199 @@
+//! A tolerant reader of JSON-lines files as training runs really write them.
+//!
+//! It accepts the bare `NaN`, `Infinity` and `-Infinity` tokens that Python's
+//! `json` writes, CRLF line ends, a byte-order mark, and a last line cut short
+//! by a killed process (a warning, not an error). A malformed line anywhere
+//! else is an error naming the file and line.
+
+use crate::error::{LoadError, Warning};
+use serde_json::{Map, Value};
+use std::io::BufRead;
+use std::path::Path;
+
+/// Calls `each(line_number, object)` for every non-empty line of `path`, in
+/// order; line numbers start at 1. Returns the warnings of lines it skipped.
+pub fn read_objects(
+    path: &Path,
+    mut each: impl FnMut(usize, Map<String, Value>) -> Result<(), LoadError>,
+) -> Result<Vec<Warning>, LoadError> {
+    let file = std::fs::File::open(path).map_err(|e| LoadError::io(path, e))?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    let mut warnings = Vec::new();
+    let mut buf = Vec::new();
+    let mut number = 0usize;
+    loop {
+        buf.clear();
+        let read = reader.read_until(b'\n', &mut buf).map_err(|e| LoadError::io(path, e))?;
+        if read == 0 {
+            break;
+        }
+        number += 1;
+        let complete = buf.last() == Some(&b'\n');
+        let mut bytes: &[u8] = &buf;
+        if complete {
+            bytes = &bytes[..bytes.len() - 1];
+        }
+        if bytes.last() == Some(&b'\r') {
+            bytes = &bytes[..bytes.len() - 1];
+        }
+        if number == 1 {
+            bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        }
+        if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+            continue;
+        }
+        if bytes.iter().all(|&b| b == 0 || b.is_ascii_whitespace()) {
+            // What a file system leaves after a crash: the size grew, the data did not land.
+            warnings.push(Warning {
+                file: path.to_path_buf(),
+                line: Some(number),
+                message: "NUL bytes where a line should be (the writer crashed?); skipped".into(),
+            });
+            continue;
+        }
+        match parse_object(bytes) {
+            Ok(object) => each(number, object)?,
+            Err(message) if !complete => {
+                warnings.push(Warning {
+                    file: path.to_path_buf(),
+                    line: Some(number),
+                    message: format!("last line is cut short ({message}); the run was probably killed while writing it; skipped"),
+                });
+            }
+            Err(message) => return Err(LoadError::Line { path: path.to_path_buf(), line: number, message }),
+        }
+    }
+    Ok(warnings)
+}
+
+/// Parses one line into a JSON object, allowing bare non-finite tokens.
+pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, String> {
+    let text = std::str::from_utf8(bytes).map_err(|e| format!("not valid UTF-8 ({e})"))?;
+    let value = match serde_json::from_str::<Value>(text) {
+        Ok(value) => value,
+        Err(first) => match quote_nonfinite_tokens(text) {
+            Some(quoted) => serde_json::from_str::<Value>(&quoted).map_err(|_| json_message(&first))?,
+            None => return Err(json_message(&first)),
+        },
+    };
+    match value {
+        Value::Object(map) => Ok(map),
+        other => Err(format!("expected a JSON object, found {}", kind_of(&other))),
+    }
+}
+
+fn json_message(e: &serde_json::Error) -> String {
+    format!("invalid JSON at column {}: {e}", e.column())
+}
+
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Rewrites bare `NaN`, `Infinity` and `-Infinity` outside strings as strings,
+/// which [`number`] reads back as floats. `None` when there is none.
+fn quote_nonfinite_tokens(text: &str) -> Option<String> {
+    const TOKENS: [&str; 3] = ["-Infinity", "Infinity", "NaN"];
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len() + 8);
+    let (mut i, mut start, mut in_string, mut changed) = (0, 0, false, false);
+    while i < bytes.len() {
+        let b = bytes[i];
+        if in_string {
+            match b {
+                b'\\' => i += 1,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else if b == b'"' {
+            in_string = true;
+        } else if let Some(token) = TOKENS.iter().find(|t| bytes[i..].starts_with(t.as_bytes())) {
+            out.push_str(&text[start..i]);
+            out.push('"');
+            out.push_str(token);
+            out.push('"');
+            i += token.len();
+            start = i;
+            changed = true;
+            continue;
+        }
+        i += 1;
+    }
+    out.push_str(&text[start.min(text.len())..]);
+    changed.then_some(out)
+}
+
+/// A metric value as a float: numbers, the non-finite tokens, and numbers
+/// written as strings (type drift between lines). `None` for null, missing
+/// markers such as "NA", and anything that is not a number.
+pub fn number(value: &Value) -> Option<f64> {
+    match value {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => {
+            let s = s.trim();
+            match s.to_ascii_lowercase().as_str() {
+                "nan" => Some(f64::NAN),
+                "inf" | "infinity" | "+inf" | "+infinity" => Some(f64::INFINITY),
+                "-inf" | "-infinity" => Some(f64::NEG_INFINITY),
+                _ => s.parse::<f64>().ok(),
+            }
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bare_tokens_become_floats_outside_strings_only() {
+        let obj = parse_object(br#"{"step":3,"loss":NaN,"g":-Infinity,"h":Infinity,"note":"NaN is fine"}"#).unwrap();
+        assert!(number(&obj["loss"]).unwrap().is_nan());
+        assert_eq!(number(&obj["g"]), Some(f64::NEG_INFINITY));
+        assert_eq!(number(&obj["h"]), Some(f64::INFINITY));
+        assert_eq!(obj["note"], Value::String("NaN is fine".into()));
+    }
+
+    #[test]
+    fn strings_and_missing_markers() {
+        assert_eq!(number(&Value::String("1.5".into())), Some(1.5));
+        assert!(number(&Value::String("nan".into())).unwrap().is_nan());
+        assert_eq!(number(&Value::String("NA".into())), None);
+        assert_eq!(number(&Value::Null), None);
+        assert_eq!(number(&Value::Bool(true)), None);
+    }
+
+    #[test]
+    fn errors_say_what_is_wrong() {
+        assert!(parse_object(b"[1,2]").unwrap_err().contains("expected a JSON object"));
+        assert!(parse_object(b"{\"step\": 1,").unwrap_err().contains("invalid JSON"));
+        assert!(parse_object(b"{\"a\":\xff}").unwrap_err().contains("UTF-8"));
+    }
+
+    #[test]
+    fn truncated_last_line_is_a_warning_and_a_bad_middle_line_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.jsonl");
+        std::fs::write(&path, "\u{feff}{\"step\":0}\r\n\n{\"step\":1}\n{\"step\":2,\"lo").unwrap();
+        let mut steps = Vec::new();
+        let warnings = read_objects(&path, |_, o| {
+            steps.push(o["step"].as_u64().unwrap());
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(steps, [0, 1]);
+        assert_eq!(warnings.len(), 1);
+        assert_eq!(warnings[0].line, Some(4));
+        std::fs::write(&path, "{\"step\":0}\n{oops}\n{\"step\":2}\n").unwrap();
+        let err = read_objects(&path, |_, _| Ok(())).unwrap_err();
+        assert!(err.to_string().contains("m.jsonl:2:"), "{err}");
+    }
+}

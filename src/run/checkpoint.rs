@@ -1,0 +1,190 @@
+//! Safetensors checkpoints, read lazily: opening one reads and validates its
+//! header only; tensor data is streamed in fixed-size chunks when a statistic
+//! is asked for, so memory stays bounded however large the file.
+
+use crate::error::LoadError;
+use half::{bf16, f16};
+use postmortem_recorder::format::parse_checkpoint_file_name;
+use postmortem_recorder::stats::StatsAccumulator;
+use postmortem_recorder::TensorStats;
+use safetensors::tensor::Metadata;
+use safetensors::Dtype;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+/// The safetensors crate's own limit on the header.
+const MAX_HEADER_BYTES: u64 = 100_000_000;
+/// Bytes read at a time when streaming a tensor.
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// One tensor of a checkpoint: where its bytes are, not the bytes.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TensorEntry {
+    pub name: String,
+    #[serde(serialize_with = "dtype_name")]
+    pub dtype: Dtype,
+    pub shape: Vec<usize>,
+    /// Offset of the first byte in the file.
+    #[serde(skip)]
+    pub offset: u64,
+    /// Length in bytes.
+    pub bytes: u64,
+}
+
+fn dtype_name<S: serde::Serializer>(dtype: &Dtype, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{dtype:?}"))
+}
+
+impl TensorEntry {
+    pub fn elements(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Whether [`Checkpoint::stats`] can read it.
+    pub fn is_float(&self) -> bool {
+        matches!(self.dtype, Dtype::F32 | Dtype::F16 | Dtype::BF16 | Dtype::F64)
+    }
+}
+
+/// A checkpoint's header.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    pub path: PathBuf,
+    /// From `__metadata__.step`, else from the file name.
+    pub step: Option<u64>,
+    pub file_bytes: u64,
+    /// Tensors in name order.
+    pub tensors: Vec<TensorEntry>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl Checkpoint {
+    /// Reads and validates the header of a safetensors file.
+    pub fn open(path: &Path) -> Result<Self, LoadError> {
+        let err = |message: String| LoadError::checkpoint(path, message);
+        let mut file = File::open(path).map_err(|e| LoadError::io(path, e))?;
+        let file_bytes = file.metadata().map_err(|e| LoadError::io(path, e))?.len();
+        let mut len_bytes = [0u8; 8];
+        if file_bytes < 8 {
+            return Err(err(format!("{file_bytes} bytes is too short for a safetensors file (it starts with an 8-byte header length)")));
+        }
+        file.read_exact(&mut len_bytes).map_err(|e| LoadError::io(path, e))?;
+        let header_len = u64::from_le_bytes(len_bytes);
+        if header_len > MAX_HEADER_BYTES || header_len > file_bytes - 8 {
+            return Err(err(format!(
+                "header length {header_len} does not fit a file of {file_bytes} bytes (truncated, or not a safetensors file)"
+            )));
+        }
+        let mut header = vec![0u8; header_len as usize];
+        file.read_exact(&mut header).map_err(|e| LoadError::io(path, e))?;
+        let metadata: Metadata =
+            serde_json::from_slice(&header).map_err(|e| err(format!("invalid header: {e}")))?;
+        let data_start = 8 + header_len;
+        let expected = data_start + metadata.data_len() as u64;
+        if expected != file_bytes {
+            let what = if expected > file_bytes { "truncated" } else { "longer than its header says" };
+            return Err(err(format!(
+                "{what}: the header describes {expected} bytes, the file has {file_bytes} (copied while being written?)"
+            )));
+        }
+        let mut tensors: Vec<TensorEntry> = metadata
+            .tensors()
+            .into_iter()
+            .map(|(name, info)| TensorEntry {
+                name,
+                dtype: info.dtype,
+                shape: info.shape.clone(),
+                offset: data_start + info.data_offsets.0 as u64,
+                bytes: (info.data_offsets.1 - info.data_offsets.0) as u64,
+            })
+            .collect();
+        tensors.sort_by(|a, b| a.name.cmp(&b.name));
+        let metadata: BTreeMap<String, String> =
+            metadata.metadata().clone().unwrap_or_default().into_iter().collect();
+        let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let step = metadata
+            .get("step")
+            .and_then(|s| s.trim().parse().ok())
+            .or_else(|| parse_checkpoint_file_name(file_name));
+        Ok(Checkpoint { path: path.to_path_buf(), step, file_bytes, tensors, metadata })
+    }
+
+    pub fn tensor(&self, name: &str) -> Option<&TensorEntry> {
+        self.tensors.binary_search_by(|t| t.name.as_str().cmp(name)).ok().map(|i| &self.tensors[i])
+    }
+
+    /// Statistics of a floating-point tensor, streamed from the file.
+    pub fn stats(&self, entry: &TensorEntry) -> Result<TensorStats, LoadError> {
+        let mut acc = StatsAccumulator::new();
+        self.stream(entry, |chunk| match entry.dtype {
+            Dtype::F32 => acc.push_f32(&decode(chunk, f32::from_le_bytes)),
+            Dtype::F64 => acc.push_f64(&decode(chunk, f64::from_le_bytes)),
+            Dtype::F16 => acc.push_f16(&decode(chunk, f16::from_le_bytes)),
+            Dtype::BF16 => acc.push_bf16(&decode(chunk, bf16::from_le_bytes)),
+            _ => {}
+        })?;
+        Ok(acc.finish())
+    }
+
+    /// A tensor's values as f64, for the small tensors rules look at whole
+    /// (labels, logits, one batch's activations). Integer and float dtypes.
+    pub fn values(&self, entry: &TensorEntry) -> Result<Vec<f64>, LoadError> {
+        let mut out = Vec::with_capacity(entry.elements());
+        let dtype = entry.dtype;
+        let mut unsupported = false;
+        self.stream(entry, |chunk| match dtype {
+            Dtype::F32 => out.extend(decode(chunk, f32::from_le_bytes).into_iter().map(f64::from)),
+            Dtype::F64 => out.extend(decode(chunk, f64::from_le_bytes)),
+            Dtype::F16 => out.extend(decode(chunk, f16::from_le_bytes).into_iter().map(f64::from)),
+            Dtype::BF16 => out.extend(decode(chunk, bf16::from_le_bytes).into_iter().map(f64::from)),
+            Dtype::I64 => out.extend(decode(chunk, i64::from_le_bytes).into_iter().map(|v| v as f64)),
+            Dtype::I32 => out.extend(decode(chunk, i32::from_le_bytes).into_iter().map(f64::from)),
+            Dtype::U32 => out.extend(decode(chunk, u32::from_le_bytes).into_iter().map(f64::from)),
+            Dtype::U8 => out.extend(chunk.iter().map(|&b| f64::from(b))),
+            _ => unsupported = true,
+        })?;
+        if unsupported {
+            return Err(LoadError::Checkpoint {
+                path: self.path.clone(),
+                tensor: Some(entry.name.clone()),
+                message: format!("dtype {:?} is not supported here", entry.dtype),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Feeds the tensor's bytes to `each` in chunks of whole elements.
+    fn stream(&self, entry: &TensorEntry, mut each: impl FnMut(&[u8])) -> Result<(), LoadError> {
+        let path = &self.path;
+        let mut file = File::open(path).map_err(|e| LoadError::io(path, e))?;
+        file.seek(SeekFrom::Start(entry.offset)).map_err(|e| LoadError::io(path, e))?;
+        let element = (entry.dtype.bitsize() / 8).max(1);
+        let chunk = (CHUNK_BYTES / element) * element;
+        let mut buf = vec![0u8; chunk.min(entry.bytes as usize)];
+        let mut left = entry.bytes as usize;
+        while left > 0 {
+            let n = left.min(buf.len());
+            file.read_exact(&mut buf[..n]).map_err(|e| LoadError::Checkpoint {
+                path: path.clone(),
+                tensor: Some(entry.name.clone()),
+                message: format!("could not read its data ({e}); was the file changed while being read?"),
+            })?;
+            each(&buf[..n]);
+            left -= n;
+        }
+        Ok(())
+    }
+}
+
+fn decode<const N: usize, T>(bytes: &[u8], from: fn([u8; N]) -> T) -> Vec<T> {
+    bytes
+        .chunks_exact(N)
+        .map(|c| {
+            let mut a = [0u8; N];
+            a.copy_from_slice(c);
+            from(a)
+        })
+        .collect()
+}

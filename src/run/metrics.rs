@@ -1,0 +1,264 @@
+//! `metrics.jsonl` into a polars DataFrame.
+//!
+//! Polars' own NDJSON reader fails on bare NaN tokens and on a truncated last
+//! line, and infers its schema from the first lines (so a validation metric
+//! that first appears after thousands of steps is lost). Lines are therefore
+//! parsed one by one ([`crate::jsonl`]) into columns, and the frame is built
+//! from those columns.
+//!
+//! Rows come out one per step, in increasing step order: lines that repeat the
+//! previous step are merged into its row (a training line and a validation line
+//! of the same step), and a step that goes back (a run resumed from an earlier
+//! checkpoint) drops the rows it supersedes.
+
+use crate::error::{LoadError, Warning};
+use crate::jsonl;
+use polars::prelude::{Column, DataFrame};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The name of the step column of [`MetricsTable::frame`].
+pub const STEP: &str = "step";
+
+/// The metrics of a run.
+#[derive(Debug, Clone)]
+pub struct MetricsTable {
+    /// `step` (UInt64) and one Float64 column per scalar metric, sorted by name.
+    /// Missing values are null; NaN and infinities are kept as floats.
+    pub frame: DataFrame,
+    /// List-valued metrics such as `label_counts` and `pred_counts`: per key,
+    /// `(step, counts)` in step order.
+    pub counts: BTreeMap<String, Vec<(u64, Vec<u64>)>>,
+}
+
+impl MetricsTable {
+    pub fn empty() -> Self {
+        let steps: Vec<u64> = Vec::new();
+        let frame = DataFrame::new(0, vec![Column::new(STEP.into(), steps)]).unwrap_or_default();
+        MetricsTable { frame, counts: BTreeMap::new() }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.frame.height()
+    }
+
+    pub fn steps(&self) -> Vec<u64> {
+        match self.frame.column(STEP).and_then(|c| c.u64()) {
+            Ok(steps) => steps.iter().flatten().collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Names of the scalar metrics, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.frame
+            .get_column_names()
+            .into_iter()
+            .filter(|name| name.as_str() != STEP)
+            .map(|name| name.to_string())
+            .collect()
+    }
+
+    /// The recorded `(step, value)` points of one scalar metric, nulls left out.
+    pub fn series(&self, name: &str) -> Option<Vec<(u64, f64)>> {
+        let values = self.frame.column(name).ok()?.f64().ok()?;
+        let steps = self.steps();
+        Some(
+            steps
+                .into_iter()
+                .zip(values.iter())
+                .filter_map(|(step, value)| value.map(|v| (step, v)))
+                .collect(),
+        )
+    }
+}
+
+/// Columns under construction, one row per step.
+#[derive(Default)]
+struct Builder {
+    steps: Vec<u64>,
+    columns: BTreeMap<String, Vec<Option<f64>>>,
+    counts: BTreeMap<String, Vec<(u64, Vec<u64>)>>,
+    ignored_keys: BTreeMap<String, usize>,
+    resumes: Vec<(usize, u64, u64)>,
+    stepless: Vec<usize>,
+}
+
+impl Builder {
+    fn add_line(&mut self, line: usize, object: serde_json::Map<String, Value>) {
+        let Some(step) = object.get(STEP).and_then(step_of) else {
+            self.stepless.push(line);
+            return;
+        };
+        let row = match self.steps.last() {
+            Some(&last) if last == step => self.steps.len() - 1,
+            Some(&last) if step < last => {
+                self.resumes.push((line, last, step));
+                self.truncate_from(step);
+                self.push_row(step)
+            }
+            _ => self.push_row(step),
+        };
+        for (key, value) in object {
+            if key == STEP {
+                continue;
+            }
+            if let Value::Array(items) = &value {
+                let counts: Option<Vec<u64>> = items.iter().map(|v| v.as_u64()).collect();
+                match counts {
+                    Some(counts) => {
+                        let series = self.counts.entry(key).or_default();
+                        match series.last_mut() {
+                            Some((s, c)) if *s == step => *c = counts,
+                            _ => series.push((step, counts)),
+                        }
+                    }
+                    None => {
+                        self.ignored_keys.entry(key).or_insert(line);
+                    }
+                }
+                continue;
+            }
+            let number = jsonl::number(&value);
+            if number.is_none() && !value.is_null() && !is_missing_marker(&value) {
+                self.ignored_keys.entry(key.clone()).or_insert(line);
+            }
+            let height = self.steps.len();
+            let column = self.columns.entry(key).or_insert_with(|| vec![None; height]);
+            if number.is_some() || column[row].is_none() {
+                column[row] = number;
+            }
+        }
+    }
+
+    fn push_row(&mut self, step: u64) -> usize {
+        self.steps.push(step);
+        for column in self.columns.values_mut() {
+            column.push(None);
+        }
+        self.steps.len() - 1
+    }
+
+    /// Drops every row at or after `step` (rows are in increasing step order).
+    fn truncate_from(&mut self, step: u64) {
+        let keep = self.steps.partition_point(|&s| s < step);
+        self.steps.truncate(keep);
+        for column in self.columns.values_mut() {
+            column.truncate(keep);
+        }
+        for series in self.counts.values_mut() {
+            series.retain(|(s, _)| *s < step);
+        }
+    }
+
+    fn finish(self, path: &Path, warnings: &mut Vec<Warning>) -> Result<MetricsTable, LoadError> {
+        let warn = |line: Option<usize>, message: String| Warning { file: path.to_path_buf(), line, message };
+        if let Some(&first) = self.stepless.first() {
+            warnings.push(warn(
+                Some(first),
+                format!(
+                    "{} line(s) without a non-negative integer \"step\" were skipped (first here)",
+                    self.stepless.len()
+                ),
+            ));
+        }
+        for &(line, from, to) in &self.resumes {
+            warnings.push(warn(
+                Some(line),
+                format!("step goes back from {from} to {to} (a resumed run?); the earlier rows from step {to} on were replaced"),
+            ));
+        }
+        for (key, line) in &self.ignored_keys {
+            warnings.push(warn(Some(*line), format!("values of {key:?} that are not numbers were ignored (first here)")));
+        }
+        let height = self.steps.len();
+        let mut columns = vec![Column::new(STEP.into(), self.steps)];
+        for (name, values) in self.columns {
+            if values.iter().any(Option::is_some) {
+                columns.push(Column::new(name.as_str().into(), values));
+            }
+        }
+        let frame = DataFrame::new(height, columns).map_err(|e| LoadError::Line {
+            path: path.to_path_buf(),
+            line: 0,
+            message: format!("could not build the metrics table: {e}"),
+        })?;
+        Ok(MetricsTable { frame, counts: self.counts })
+    }
+}
+
+/// A step is a non-negative integer; `12.0` is accepted as 12.
+fn step_of(value: &Value) -> Option<u64> {
+    if let Some(step) = value.as_u64() {
+        return Some(step);
+    }
+    let f = value.as_f64()?;
+    (f >= 0.0 && f.fract() == 0.0 && f < u64::MAX as f64).then_some(f as u64)
+}
+
+fn is_missing_marker(value: &Value) -> bool {
+    matches!(value.as_str().map(str::trim), Some("" | "NA" | "N/A" | "null" | "None" | "-"))
+}
+
+/// Loads `metrics.jsonl`; the warnings say what was skipped or repaired.
+pub fn load(path: &Path, warnings: &mut Vec<Warning>) -> Result<MetricsTable, LoadError> {
+    let mut builder = Builder::default();
+    let line_warnings = jsonl::read_objects(path, |line, object| {
+        builder.add_line(line, object);
+        Ok(())
+    })?;
+    warnings.extend(line_warnings);
+    builder.finish(path, warnings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(text: &str) -> (MetricsTable, Vec<Warning>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.jsonl");
+        std::fs::write(&path, text).unwrap();
+        let mut warnings = Vec::new();
+        let table = load(&path, &mut warnings).unwrap();
+        (table, warnings)
+    }
+
+    #[test]
+    fn late_keys_type_drift_and_merged_steps() {
+        let mut text = String::new();
+        for step in 0..5000 {
+            text.push_str(&format!("{{\"step\":{step},\"loss\":{}}}\n", if step % 2 == 0 { "1".to_string() } else { format!("{}.5", step % 3) }));
+        }
+        text.push_str("{\"step\":4999,\"val_loss\":\"0.25\",\"label_counts\":[3,4]}\n");
+        let (table, warnings) = load_text(&text);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(table.rows(), 5000);
+        assert_eq!(table.names(), ["loss", "val_loss"]);
+        assert_eq!(table.series("val_loss").unwrap(), [(4999, 0.25)]);
+        assert_eq!(table.series("loss").unwrap()[1], (1, 1.5));
+        assert_eq!(table.counts["label_counts"], [(4999, vec![3, 4])]);
+    }
+
+    #[test]
+    fn resumed_run_keeps_the_later_rows() {
+        let (table, warnings) = load_text(
+            "{\"step\":0,\"loss\":3}\n{\"step\":1,\"loss\":2}\n{\"step\":2,\"loss\":9}\n{\"step\":1,\"loss\":1.5}\n{\"step\":2,\"loss\":1}\n",
+        );
+        assert_eq!(table.series("loss").unwrap(), [(0, 3.0), (1, 1.5), (2, 1.0)]);
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].message.contains("goes back from 2 to 1"));
+    }
+
+    #[test]
+    fn nonfinite_values_and_lines_without_step() {
+        let (table, warnings) =
+            load_text("{\"step\":0,\"loss\":NaN}\n{\"loss\":1}\n{\"step\":-1,\"loss\":2}\n{\"step\":1,\"loss\":Infinity,\"tag\":\"x\"}\n");
+        let loss = table.series("loss").unwrap();
+        assert!(loss[0].1.is_nan() && loss[1].1.is_infinite());
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].message.contains("2 line(s) without"));
+        assert!(warnings[1].message.contains("\"tag\""));
+    }
+}

@@ -1,0 +1,146 @@
+//! The binary: exit codes, and errors that name the file and the line or
+//! tensor, never a panic.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn postmortem(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_postmortem")).args(args).output().unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A copy of the handwritten fixture in a temporary folder, to break.
+fn broken_copy() -> tempfile::TempDir {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/handwritten");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("checkpoints")).unwrap();
+    for file in ["run.json", "metrics.jsonl", "tensors.jsonl", "checkpoints/step-00000009.safetensors"] {
+        std::fs::copy(src.join(file), dir.path().join(file)).unwrap();
+    }
+    dir
+}
+
+fn assert_error(out: &Output, needles: &[&str]) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    for needle in needles {
+        assert!(err.contains(needle), "{needle:?} not in {err:?}");
+    }
+}
+
+#[test]
+fn analyze_prints_a_summary_and_exits_0() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/handwritten");
+    let out = postmortem(&["analyze", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("handwritten-from-format-md (finished)"), "{text}");
+    assert!(text.contains("steps        0 to 9 (10 rows)"), "{text}");
+    assert!(text.contains("step 9: 2 tensors"), "{text}");
+    let json = postmortem(&["analyze", dir.to_str().unwrap(), "--format", "json"]);
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(value["steps"]["last"], 9);
+    assert_eq!(value["run"]["complete"], true);
+}
+
+#[test]
+fn bad_json_line_names_file_and_line() {
+    let dir = broken_copy();
+    let path = dir.path().join("metrics.jsonl");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text = text.replacen("{\"step\": 3,", "{\"step\": 3 oops,", 1);
+    std::fs::write(&path, text).unwrap();
+    let out = postmortem(&["analyze", dir.path().to_str().unwrap()]);
+    assert_error(&out, &["metrics.jsonl:4:", "invalid JSON"]);
+}
+
+#[test]
+fn wrong_format_version_is_named() {
+    let dir = broken_copy();
+    let path = dir.path().join("run.json");
+    let text = std::fs::read_to_string(&path).unwrap().replace("postmortem-run/1", "postmortem-run/9");
+    std::fs::write(&path, text).unwrap();
+    let out = postmortem(&["analyze", dir.path().to_str().unwrap()]);
+    assert_error(&out, &["run.json", "postmortem-run/9", "postmortem-run/1"]);
+}
+
+#[test]
+fn wrong_field_type_names_line_and_column() {
+    let dir = broken_copy();
+    let path = dir.path().join("run.json");
+    let text = std::fs::read_to_string(&path).unwrap().replace("\"num_classes\": 10", "\"num_classes\": \"ten\"");
+    std::fs::write(&path, text).unwrap();
+    let out = postmortem(&["analyze", dir.path().to_str().unwrap()]);
+    assert_error(&out, &["run.json:6:", "invalid type"]);
+}
+
+#[test]
+fn truncated_checkpoint_is_named() {
+    let dir = broken_copy();
+    let path = dir.path().join("checkpoints/step-00000009.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() - 5]).unwrap();
+    let out = postmortem(&["analyze", dir.path().to_str().unwrap()]);
+    assert_error(&out, &["step-00000009.safetensors", "truncated"]);
+    std::fs::write(&path, &bytes[..20]).unwrap();
+    let out = postmortem(&["analyze", dir.path().to_str().unwrap()]);
+    assert_error(&out, &["step-00000009.safetensors", "header length"]);
+}
+
+#[test]
+fn missing_run_and_missing_metrics() {
+    let empty = tempfile::tempdir().unwrap();
+    assert_error(&postmortem(&["analyze", empty.path().to_str().unwrap()]), &["no run.json"]);
+    let dir = broken_copy();
+    std::fs::remove_file(dir.path().join("metrics.jsonl")).unwrap();
+    assert_error(&postmortem(&["analyze", dir.path().to_str().unwrap()]), &["metrics.jsonl", "missing"]);
+    assert_error(&postmortem(&["analyze", "/nonexistent/run"]), &["/nonexistent/run"]);
+}
+
+#[test]
+fn truncated_last_line_is_a_warning() {
+    let dir = broken_copy();
+    let path = dir.path().join("metrics.jsonl");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str("{\"step\": 10, \"lo");
+    std::fs::write(&path, text).unwrap();
+    let out = postmortem(&["analyze", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("metrics.jsonl:13: last line is cut short"), "{}", stderr(&out));
+}
+
+#[test]
+fn bare_checkpoint_is_a_run() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/handwritten/checkpoints/step-00000009.safetensors");
+    let out = postmortem(&["analyze", file.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(value["checkpoints"][0]["tensors"], 2);
+}
+
+#[test]
+fn analysis_never_writes_into_the_run() {
+    let dir = broken_copy();
+    let before = snapshot(dir.path());
+    postmortem(&["analyze", dir.path().to_str().unwrap()]);
+    postmortem(&["analyze", dir.path().to_str().unwrap(), "--format", "json"]);
+    assert_eq!(before, snapshot(dir.path()));
+}
+
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(snapshot(&path));
+        } else {
+            files.push((path.display().to_string(), std::fs::read(&path).unwrap()));
+        }
+    }
+    files.sort();
+    files
+}
