@@ -1,11 +1,14 @@
 //! The command line: argument types (clap) and what each command does.
 //! `main.rs` only parses and calls [`run`].
 
+use crate::analysis;
+use crate::config::{Config, ConfigError, CONFIG_FILE};
 use crate::error::LoadError;
-use crate::rules;
+use crate::export;
+use crate::rules::{self, doc_section, Severity};
 use crate::run::Run;
-use crate::summary::Summary;
 use clap::{Parser, Subcommand, ValueEnum};
+use serde::Serialize;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -25,9 +28,14 @@ pub const EXIT_ERROR: u8 = 2;
         A run is a directory written by the postmortem recorder, or by any tool that follows \
         docs/FORMAT.md: run.json, metrics.jsonl, and optionally tensors.jsonl and \
         checkpoints/step-NNNNNNNN.safetensors. A bare .safetensors file is analyzed as a run \
-        that has only weights.",
-    after_help = "Examples:\n  postmortem analyze runs/mlp-3\n  postmortem analyze runs/mlp-3 --format json > mlp-3.json\n  postmortem rules\n  postmortem explain loss-diverging\n\n\
-        Exit codes: 0 nothing to report, 1 findings at or above --fail-on, 2 the input could not be analyzed."
+        that has only weights.\n\n\
+        Each rule applies one item of the neural-network debugging checklist (inputs, \
+        initialization, loss, activations, gradients, weights). A rule that lacks the data it \
+        needs says so and what to record.",
+    after_help = "Examples:\n  postmortem analyze runs/mlp-3\n  postmortem analyze runs/mlp-3 --format json > mlp-3.json\n  \
+        postmortem analyze runs/mlp-3 --ignore untapped-pretrained-weights --set loss-diverging.factor=3\n  \
+        postmortem rules\n  postmortem explain dead-relus\n\n\
+        Exit codes: 0 nothing at or above --fail-on, 1 findings at or above it, 2 the input could not be analyzed."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -36,7 +44,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Load a run, check it, and print what it holds.
+    /// Check a run against the debugging checklist and report what went wrong.
     Analyze(AnalyzeArgs),
     /// List the rules, one line each.
     Rules {
@@ -54,15 +62,49 @@ pub enum Command {
 pub struct AnalyzeArgs {
     /// A run directory (with run.json) or a .safetensors file.
     pub run: PathBuf,
-    /// Text for a person, or one JSON object for a script.
+    /// Text for a person, or one JSON object for a script (docs/OUTPUT.md).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Exit with 1 when a finding is at least this severe ("never": always 0).
+    #[arg(long, value_enum, default_value_t = FailOn::Error)]
+    pub fail_on: FailOn,
+    /// Run only these rules (comma-separated ids).
+    #[arg(long, value_delimiter = ',')]
+    pub select: Vec<String>,
+    /// Skip these rules (comma-separated ids).
+    #[arg(long, value_delimiter = ',')]
+    pub ignore: Vec<String>,
+    /// Override a rule option, e.g. `--set loss-diverging.factor=3` (repeatable).
+    #[arg(long, value_name = "RULE.OPTION=VALUE")]
+    pub set: Vec<String>,
+    /// A configuration file; default: postmortem.toml in the run directory, if any.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Text,
     Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    Error,
+    Warning,
+    Info,
+    Never,
+}
+
+impl FailOn {
+    fn threshold(self) -> Option<Severity> {
+        match self {
+            FailOn::Error => Some(Severity::Error),
+            FailOn::Warning => Some(Severity::Warning),
+            FailOn::Info => Some(Severity::Info),
+            FailOn::Never => None,
+        }
+    }
 }
 
 /// Runs a parsed command line and returns the process's exit code.
@@ -85,45 +127,85 @@ pub fn run(cli: Cli) -> ExitCode {
 enum CliError {
     #[error(transparent)]
     Load(#[from] LoadError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     #[error("unknown rule {0:?}; `postmortem rules` lists them")]
     UnknownRule(String),
     #[error("could not write JSON: {0}")]
     Json(#[from] serde_json::Error),
 }
 
+fn load_config(args: &AnalyzeArgs) -> Result<Config, CliError> {
+    let in_run = args.run.join(CONFIG_FILE);
+    let mut config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None if args.run.is_dir() && in_run.is_file() => Config::load(&in_run)?,
+        None => Config::default(),
+    };
+    config.merge_cli(&args.select, &args.ignore, &args.set)?;
+    Ok(config)
+}
+
 fn analyze(args: &AnalyzeArgs) -> Result<u8, CliError> {
+    let config = load_config(args)?;
     let run = Run::load(&args.run)?;
-    let summary = Summary::of(&run);
-    match args.format {
-        Format::Text => {
-            for warning in &summary.warnings {
-                eprintln!("warning: {warning}");
-            }
-            let mut text = summary.to_text();
-            // Warnings went to stderr above; keep stdout for the summary itself.
-            text = text.lines().filter(|l| !l.starts_with("warning: ")).map(|l| format!("{l}\n")).collect();
-            print!("{text}");
-        }
-        Format::Json => println!("{}", serde_json::to_string_pretty(&summary)?),
+    let analysis = analysis::analyze(&run, &config);
+    for warning in &analysis.run.warnings {
+        eprintln!("warning: {warning}");
     }
-    Ok(EXIT_OK)
+    match args.format {
+        Format::Text => print!("{}", export::text::render(&analysis)),
+        Format::Json => print!("{}", export::json::render(&analysis)?),
+    }
+    let threshold = config.fail_on.or(args.fail_on.threshold());
+    let failed = match (args.fail_on, threshold) {
+        (FailOn::Never, _) | (_, None) => false,
+        (_, Some(t)) => analysis.highest().is_some_and(|s| s >= t),
+    };
+    Ok(if failed { EXIT_FINDINGS } else { EXIT_OK })
+}
+
+#[derive(Serialize)]
+struct RuleListing {
+    rule: &'static str,
+    checklist_item: &'static str,
+    section: rules::Section,
+    summary: String,
+    options: &'static [rules::OptionSpec],
 }
 
 fn list_rules(format: Format) -> Result<u8, CliError> {
-    let registry = rules::registry();
+    let listing: Vec<RuleListing> = rules::all()
+        .into_iter()
+        .map(|r| {
+            let m = r.meta();
+            RuleListing { rule: m.id, checklist_item: m.checklist_item, section: m.section, summary: m.summary(), options: m.options }
+        })
+        .collect();
     match format {
         Format::Text => {
-            for doc in &registry {
-                println!("{:<28} {}", doc.rule, doc.summary);
+            for r in &listing {
+                println!("{:<28} {:<36} {}", r.rule, r.checklist_item, r.summary);
             }
         }
-        Format::Json => println!("{}", serde_json::to_string_pretty(&registry)?),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&listing)?),
     }
     Ok(EXIT_OK)
 }
 
 fn explain(rule: &str) -> Result<u8, CliError> {
-    let doc = rules::find(rule).ok_or_else(|| CliError::UnknownRule(rule.to_string()))?;
-    println!("# {}\n\nChecklist item: {}\n\n{}", doc.rule, doc.checklist_item, doc.doc.trim());
+    let found = rules::find(rule).ok_or_else(|| CliError::UnknownRule(rule.to_string()))?;
+    let meta = found.meta();
+    println!("# {}\n\nChecklist item: {}\n", meta.id, meta.checklist_item);
+    for heading in ["What it does", "Why it matters", "Example", "Options", "Known problems"] {
+        if let Some(body) = doc_section(meta.doc, heading) {
+            println!("## {heading}\n{}\n", dedent(&body));
+        }
+    }
     Ok(EXIT_OK)
+}
+
+/// Doc comments arrive with one leading space per line.
+fn dedent(text: &str) -> String {
+    text.lines().map(|l| l.strip_prefix(' ').unwrap_or(l)).collect::<Vec<_>>().join("\n")
 }

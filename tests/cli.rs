@@ -33,18 +33,70 @@ fn assert_error(out: &Output, needles: &[&str]) {
 }
 
 #[test]
-fn analyze_prints_a_summary_and_exits_0() {
+fn analyze_reports_findings_with_exit_codes_for_ci() {
+    // The handwritten run's loss is NaN at step 5: an error finding.
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/handwritten");
     let out = postmortem(&["analyze", dir.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("handwritten-from-format-md (finished)"), "{text}");
-    assert!(text.contains("steps        0 to 9 (10 rows)"), "{text}");
-    assert!(text.contains("step 9: 2 tensors"), "{text}");
+    assert!(text.starts_with("handwritten-from-format-md (finished): steps 0 to 9"), "{text}");
+    assert!(text.contains("verdict: "), "{text}");
+    assert!(text.contains("nonfinite-values: NaN or infinity first appears at step 5"), "{text}");
+    let never = postmortem(&["analyze", dir.to_str().unwrap(), "--fail-on", "never"]);
+    assert_eq!(never.status.code(), Some(0));
+    let ignored = postmortem(&["analyze", dir.to_str().unwrap(), "--ignore", "nonfinite-values,loss-diverging,exploding-gradients"]);
+    assert_eq!(ignored.status.code(), Some(0), "{}", String::from_utf8_lossy(&ignored.stdout));
     let json = postmortem(&["analyze", dir.to_str().unwrap(), "--format", "json"]);
     let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    assert_eq!(value["steps"]["last"], 9);
-    assert_eq!(value["run"]["complete"], true);
+    assert_eq!(value["run"]["steps"]["last"], 9);
+    assert_eq!(value["run"]["run"]["complete"], true);
+    let finding = value["findings"].as_array().unwrap().iter().find(|f| f["rule"] == "nonfinite-values").unwrap();
+    for key in ["severity", "message", "evidence", "recommendation", "steps", "tensors"] {
+        assert!(finding.get(key).is_some(), "finding lacks {key}");
+    }
+    assert_eq!(value["rules"].as_array().unwrap().len(), 26);
+}
+
+#[test]
+fn bad_options_are_errors() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/handwritten");
+    let d = dir.to_str().unwrap();
+    assert_error(&postmortem(&["analyze", d, "--select", "no-such-rule"]), &["unknown rule \"no-such-rule\""]);
+    assert_error(&postmortem(&["analyze", d, "--set", "loss-diverging.nope=3"]), &["has no option \"nope\""]);
+    assert_error(&postmortem(&["analyze", d, "--set", "loss-diverging.factor"]), &["RULE.OPTION=NUMBER"]);
+    let tuned = postmortem(&["analyze", d, "--select", "loss-diverging", "--set", "loss-diverging.factor=3"]);
+    assert_eq!(tuned.status.code(), Some(1), "{}", stderr(&tuned));
+}
+
+#[test]
+fn config_file_in_the_run_is_read() {
+    let dir = broken_copy();
+    std::fs::write(dir.path().join("postmortem.toml"), "ignore = [\"nonfinite-values\", \"loss-diverging\", \"exploding-gradients\"]\n").unwrap();
+    let out = postmortem(&["analyze", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    std::fs::write(dir.path().join("postmortem.toml"), "[rules.loss-diverging]\nfactr = 2\n").unwrap();
+    assert_error(&postmortem(&["analyze", dir.path().to_str().unwrap()]), &["postmortem.toml", "factr"]);
+}
+
+#[test]
+fn rules_and_explain() {
+    let out = postmortem(&["rules"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 26);
+    assert!(text.contains("dead-relus"));
+    let json = postmortem(&["rules", "--format", "json"]);
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let first = &value[0];
+    for key in ["rule", "checklist_item", "summary", "options"] {
+        assert!(first.get(key).is_some(), "rules JSON lacks {key}");
+    }
+    let explained = postmortem(&["explain", "dead-relus"]);
+    let text = String::from_utf8(explained.stdout).unwrap();
+    for heading in ["## What it does", "## Why it matters", "## Example", "## Options", "## Known problems", "Checklist item: Dead ReLUs"] {
+        assert!(text.contains(heading), "{heading} missing from {text}");
+    }
+    assert_error(&postmortem(&["explain", "nope"]), &["unknown rule"]);
 }
 
 #[test]
@@ -108,7 +160,7 @@ fn truncated_last_line_is_a_warning() {
     let mut text = std::fs::read_to_string(&path).unwrap();
     text.push_str("{\"step\": 10, \"lo");
     std::fs::write(&path, text).unwrap();
-    let out = postmortem(&["analyze", dir.path().to_str().unwrap()]);
+    let out = postmortem(&["analyze", dir.path().to_str().unwrap(), "--fail-on", "never"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(stderr(&out).contains("metrics.jsonl:13: last line is cut short"), "{}", stderr(&out));
 }
@@ -119,7 +171,11 @@ fn bare_checkpoint_is_a_run() {
     let out = postmortem(&["analyze", file.to_str().unwrap(), "--format", "json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(value["checkpoints"][0]["tensors"], 2);
+    assert_eq!(value["run"]["checkpoints"][0]["tensors"], 2);
+    // Loss rules say what they need instead of passing silently.
+    let rule = value["rules"].as_array().unwrap().iter().find(|r| r["rule"] == "loss-diverging").unwrap();
+    assert_eq!(rule["status"], "skipped");
+    assert!(rule["reason"].as_str().unwrap().contains("metrics.jsonl"));
 }
 
 #[test]

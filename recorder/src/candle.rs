@@ -7,7 +7,7 @@
 //! copy tensors to the host, which is why they are rare by default.
 
 use crate::format::{Activation, TensorKind, TensorStats, ACTIVATION_PREFIX, GRAD_PREFIX};
-use crate::stats::{self, StatsAccumulator, DEAD_ACTIVE_FRACTION, SATURATED_EXAMPLE_FRACTION, SATURATION_MARGIN};
+use crate::stats::{self, StatsAccumulator, UnitStats, DEAD_ACTIVE_FRACTION, SATURATED_EXAMPLE_FRACTION, SATURATION_MARGIN};
 use crate::{Error, HostTensor, Recorder};
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Tensor};
@@ -32,9 +32,8 @@ pub fn activation_stats(tensor: &Tensor, activation: &Activation) -> Result<Tens
         Ok(stats::activation_stats(&values, tensor.dims(), activation))
     } else {
         let mut result = device_stats(tensor)?;
-        if let Some((dead, saturated)) = device_unit_fractions(tensor, activation)? {
-            result.dead_frac = Some(dead);
-            result.saturated_frac = saturated;
+        if let Some(units) = device_unit_stats(tensor, activation)? {
+            units.apply(&mut result);
         }
         Ok(result)
     }
@@ -88,12 +87,9 @@ pub fn device_stats(tensor: &Tensor) -> Result<TensorStats, Error> {
     Ok(out)
 }
 
-/// `dead_frac` and `saturated_frac` computed with candle ops; `None` for a
-/// tensor without a batch and a unit dimension.
-pub fn device_unit_fractions(
-    tensor: &Tensor,
-    activation: &Activation,
-) -> Result<Option<(f64, Option<f64>)>, Error> {
+/// [`UnitStats`] computed with candle ops; `None` for a tensor without a
+/// batch and a unit dimension.
+pub fn device_unit_stats(tensor: &Tensor, activation: &Activation) -> Result<Option<UnitStats>, Error> {
     let dims = tensor.dims();
     if dims.len() < 2 || dims.contains(&0) {
         return Ok(None);
@@ -104,18 +100,23 @@ pub fn device_unit_fractions(
     };
     let active = per_unit.gt(0f64)?.to_dtype(DType::F32)?.mean(0)?;
     let dead = active.lt(DEAD_ACTIVE_FRACTION)?.to_dtype(DType::F32)?.mean_all()?;
-    let Some((lo, hi)) = activation.saturation_bounds() else {
-        return Ok(Some((dead.to_dtype(DType::F64)?.to_scalar::<f64>()?, None)));
+    let centered = per_unit.broadcast_sub(&per_unit.mean_keepdim(0)?)?;
+    let batch_std = centered.sqr()?.mean(0)?.sqrt()?.mean_all()?;
+    let bounds = activation.saturation_bounds();
+    let saturated = match bounds {
+        Some((lo, hi)) => {
+            let at_bound = (per_unit.lt(lo + SATURATION_MARGIN)?.to_dtype(DType::F32)?
+                + per_unit.gt(hi - SATURATION_MARGIN)?.to_dtype(DType::F32)?)?;
+            at_bound.mean(0)?.gt(SATURATED_EXAMPLE_FRACTION)?.to_dtype(DType::F32)?.mean_all()?
+        }
+        None => dead.zeros_like()?,
     };
-    let at_bound = (per_unit.lt(lo + SATURATION_MARGIN)?.to_dtype(DType::F32)?
-        + per_unit.gt(hi - SATURATION_MARGIN)?.to_dtype(DType::F32)?)?;
-    let saturated = at_bound
-        .mean(0)?
-        .gt(SATURATED_EXAMPLE_FRACTION)?
-        .to_dtype(DType::F32)?
-        .mean_all()?;
-    let host = Tensor::stack(&[dead, saturated], 0)?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
-    Ok(Some((host[0], Some(host[1]))))
+    let host = Tensor::stack(&[dead, saturated, batch_std], 0)?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+    Ok(Some(UnitStats {
+        dead_frac: host[0],
+        saturated_frac: bounds.map(|_| host[1]),
+        batch_std: host[2],
+    }))
 }
 
 /// Copies a tensor to the host for a checkpoint.
@@ -260,16 +261,17 @@ mod tests {
     }
 
     #[test]
-    fn device_unit_fractions_match_the_host() {
+    fn device_unit_stats_match_the_host() {
         let values: Vec<f32> = (0..4 * 6 * 3).map(|i| ((i % 7) as f32 - 4.0) / 4.0).collect();
         let t = Tensor::from_vec(values.clone(), (4, 6, 3), &Device::Cpu).unwrap().tanh().unwrap();
         let host_values = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         for act in [Activation::Tanh, Activation::Relu] {
-            let want = stats::unit_fractions(&host_values, &[4, 6, 3], &act).unwrap();
-            let got = device_unit_fractions(&t, &act).unwrap().unwrap();
-            assert!(close(got.0, want.0, 1e-9), "{act:?} dead {got:?} vs {want:?}");
-            assert_eq!(got.1.is_some(), want.1.is_some());
-            if let (Some(a), Some(b)) = (got.1, want.1) {
+            let want = stats::unit_stats(&host_values, &[4, 6, 3], &act).unwrap();
+            let got = device_unit_stats(&t, &act).unwrap().unwrap();
+            assert!(close(got.dead_frac, want.dead_frac, 1e-9), "{act:?} dead {got:?} vs {want:?}");
+            assert!(close(got.batch_std, want.batch_std, 1e-5), "{got:?} vs {want:?}");
+            assert_eq!(got.saturated_frac.is_some(), want.saturated_frac.is_some());
+            if let (Some(a), Some(b)) = (got.saturated_frac, want.saturated_frac) {
                 assert!(close(a, b, 1e-9));
             }
         }

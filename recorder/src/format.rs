@@ -295,6 +295,10 @@ pub struct TensorStats {
     /// more than 99% of examples.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub saturated_frac: Option<f64>,
+    /// Activations: mean over units of each unit's standard deviation across
+    /// the batch's examples (how much the output still depends on the input).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_std: Option<f64>,
 }
 
 /// One line of `tensors.jsonl`.
@@ -379,6 +383,7 @@ mod tests {
             nonfinite: 2,
             dead_frac: None,
             saturated_frac: None,
+            batch_std: None,
         };
         let text = serde_json::to_string(&stats).unwrap();
         assert!(text.contains("\"mean\":null"), "{text}");

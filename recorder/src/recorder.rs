@@ -218,12 +218,9 @@ impl Recorder {
         let folder = self.dir.join(CHECKPOINT_DIR);
         fs::create_dir_all(&folder).map_err(|e| Error::io(&folder, e))?;
         let path = folder.join(checkpoint_file_name(step));
-        let metadata: HashMap<String, String> = [
-            ("step".to_string(), step.to_string()),
-            ("format".to_string(), FORMAT_VERSION.to_string()),
-        ]
-        .into_iter()
-        .collect();
+        // One key only: safetensors writes the metadata map in hash order, and a
+        // checkpoint should be byte-for-byte reproducible.
+        let metadata: HashMap<String, String> = [("step".to_string(), step.to_string())].into_iter().collect();
         let views = tensors.iter().map(|(name, tensor)| (name.as_str(), tensor));
         let bytes = safetensors::serialize(views, Some(metadata)).map_err(Error::SafeTensors)?;
         write_atomically(&path, &bytes)?;

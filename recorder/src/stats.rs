@@ -182,6 +182,7 @@ impl StatsAccumulator {
             nonfinite: self.count - self.finite,
             dead_frac: None,
             saturated_frac: None,
+            batch_std: None,
         }
     }
 }
@@ -218,40 +219,61 @@ pub fn unit_values(values: &[f32], shape: &[usize]) -> Option<(usize, usize, Vec
     Some((batch, units, out))
 }
 
-/// `dead_frac` and `saturated_frac` of a layer's output, as the format defines
-/// them; `saturated_frac` only for saturating nonlinearities.
-pub fn unit_fractions(
-    values: &[f32],
-    shape: &[usize],
-    activation: &Activation,
-) -> Option<(f64, Option<f64>)> {
+/// What a layer's output says about its units, beyond the plain statistics.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UnitStats {
+    pub dead_frac: f64,
+    /// Only for saturating nonlinearities.
+    pub saturated_frac: Option<f64>,
+    /// Mean over units of each unit's standard deviation across the examples:
+    /// how much the layer's output still depends on the input.
+    pub batch_std: f64,
+}
+
+impl UnitStats {
+    /// Copies the unit statistics into a [`TensorStats`].
+    pub fn apply(&self, stats: &mut TensorStats) {
+        stats.dead_frac = Some(self.dead_frac);
+        stats.saturated_frac = self.saturated_frac;
+        stats.batch_std = Some(self.batch_std);
+    }
+}
+
+/// `dead_frac`, `saturated_frac` and `batch_std` of a layer's output, as the
+/// format defines them.
+pub fn unit_stats(values: &[f32], shape: &[usize], activation: &Activation) -> Option<UnitStats> {
     let (batch, units, per_unit) = unit_values(values, shape)?;
     let bounds = activation.saturation_bounds();
     let mut dead = 0usize;
     let mut saturated = 0usize;
+    let mut std_sum = 0f64;
     for unit in 0..units {
-        let column = (0..batch).map(|example| per_unit[example * units + unit]);
+        let column = || (0..batch).map(|example| per_unit[example * units + unit]);
         let mut positive = 0usize;
         let mut at_bound = 0usize;
-        for v in column {
+        for v in column() {
             positive += (v > 0.0) as usize;
             if let Some((lo, hi)) = bounds {
                 at_bound += (v < lo + SATURATION_MARGIN || v > hi - SATURATION_MARGIN) as usize;
             }
         }
+        let mean = column().sum::<f64>() / batch as f64;
+        std_sum += (column().map(|v| (v - mean) * (v - mean)).sum::<f64>() / batch as f64).sqrt();
         dead += ((positive as f64) < DEAD_ACTIVE_FRACTION * batch as f64) as usize;
         saturated += ((at_bound as f64) > SATURATED_EXAMPLE_FRACTION * batch as f64) as usize;
     }
-    let saturated_frac = bounds.map(|_| saturated as f64 / units as f64);
-    Some((dead as f64 / units as f64, saturated_frac))
+    Some(UnitStats {
+        dead_frac: dead as f64 / units as f64,
+        saturated_frac: bounds.map(|_| saturated as f64 / units as f64),
+        batch_std: std_sum / units as f64,
+    })
 }
 
-/// Statistics of a layer's output, with `dead_frac` and `saturated_frac`.
+/// Statistics of a layer's output, with its [`UnitStats`].
 pub fn activation_stats(values: &[f32], shape: &[usize], activation: &Activation) -> TensorStats {
     let mut stats = stats_f32(values);
-    if let Some((dead, saturated)) = unit_fractions(values, shape, activation) {
-        stats.dead_frac = Some(dead);
-        stats.saturated_frac = saturated;
+    if let Some(units) = unit_stats(values, shape, activation) {
+        units.apply(&mut stats);
     }
     stats
 }
@@ -371,17 +393,21 @@ mod tests {
     fn dead_and_saturated_units() {
         // 4 examples x 3 units: unit 0 always negative (dead), unit 1 mixed, unit 2 always positive.
         let relu_out = [0.0, 0.5, 1.0, 0.0, 0.0, 2.0, 0.0, 0.1, 3.0, 0.0, 0.0, 1.0];
-        let (dead, sat) = unit_fractions(&relu_out, &[4, 3], &Activation::Relu).unwrap();
-        assert!(close(dead, 1.0 / 3.0, 1e-12));
-        assert_eq!(sat, None);
+        let u = unit_stats(&relu_out, &[4, 3], &Activation::Relu).unwrap();
+        assert!(close(u.dead_frac, 1.0 / 3.0, 1e-12));
+        assert_eq!(u.saturated_frac, None);
+        // Unit 0 never varies; unit 1 (0.5, 0, 0.1, 0) and unit 2 (1, 2, 3, 1) do.
+        let std1 = (0.065f64 - 0.15 * 0.15).sqrt();
+        let std2 = (15.0f64 / 4.0 - 1.75 * 1.75).sqrt();
+        assert!(close(u.batch_std, (std1 + std2) / 3.0, 1e-9), "{}", u.batch_std);
         // tanh: unit 0 pinned at -0.99, unit 1 near zero.
         let tanh_out = [-0.99, 0.1, -0.995, -0.2, -0.98, 0.0, -0.999, 0.3];
-        let (_, sat) = unit_fractions(&tanh_out, &[4, 2], &Activation::Tanh).unwrap();
-        assert_eq!(sat, Some(0.5));
+        let u = unit_stats(&tanh_out, &[4, 2], &Activation::Tanh).unwrap();
+        assert_eq!(u.saturated_frac, Some(0.5));
         // A convolution's unit is a channel: [batch 2, channels 2, 2 x 1 spatial].
         let conv = [1.0, -3.0, 1.0, 1.0, 2.0, -4.0, 0.5, 0.5];
-        let (dead, _) = unit_fractions(&conv, &[2, 2, 2, 1], &Activation::Relu).unwrap();
-        assert!(close(dead, 0.5, 1e-12));
-        assert!(unit_fractions(&conv, &[3, 2], &Activation::Relu).is_none());
+        let u = unit_stats(&conv, &[2, 2, 2, 1], &Activation::Relu).unwrap();
+        assert!(close(u.dead_frac, 0.5, 1e-12));
+        assert!(unit_stats(&conv, &[3, 2], &Activation::Relu).is_none());
     }
 }

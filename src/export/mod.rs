@@ -1,0 +1,5 @@
+//! Renderers of an [`crate::analysis::Analysis`], one file per output format.
+//! Each is a pure function from the analysis to text.
+
+pub mod json;
+pub mod text;

@@ -1,0 +1,106 @@
+use super::{declare_rule, Evidence, Finding, Options, Outcome, Rule, RuleMeta, Severity};
+use crate::context::Context;
+use crate::series::{self, median};
+use crate::summary::format_number;
+
+declare_rule! {
+    /// ## What it does
+    /// Finds isolated loss spikes that recover: a value at least `factor`
+    /// times the median of the preceding points, high against the initial
+    /// loss, after which the loss returns to its level within `recover_within`
+    /// points. The warm-up (first 5% of the run) is left out.
+    ///
+    /// ## Why it matters
+    /// Spikes are the typical failure of large-model training: a rare batch,
+    /// a too-high learning rate for some parameters, or Adam's second moment
+    /// estimate lagging a sudden gradient. One spike is harmless; repeated
+    /// spikes waste steps and can end in divergence.
+    ///
+    /// ## Example
+    /// A loss near 0.4 that jumps to 2.9 for one step and is back at 0.4 the
+    /// next fires.
+    ///
+    /// ## Options
+    /// - `factor` (default 5): spike height over the median of the preceding
+    ///   10 points.
+    /// - `min_height` (default 0.2): the spike must rise this fraction of the
+    ///   initial loss above that median.
+    /// - `recover_within` (default 10): points within which the loss must come
+    ///   back below twice the median.
+    ///
+    /// ## Known problems
+    /// A spike that never recovers is divergence (loss-diverging). Epoch-level
+    /// logs with few points rarely show spikes.
+    pub struct LossSpikes {
+        id: "loss-spikes",
+        checklist: "Learning rate",
+        section: Loss,
+        options: [
+            factor: 5.0 => "spike height over the preceding median",
+            min_height: 0.2 => "spike rise as a fraction of the initial loss",
+            recover_within: 10.0 => "points within which the loss must recover",
+        ],
+    }
+}
+
+/// Spikes as `(step, value, median before)`.
+pub fn find_spikes(points: &[(u64, f64)], factor: f64, min_height: f64, recover_within: usize) -> Vec<(u64, f64, f64)> {
+    let n = points.len();
+    if n < 20 {
+        return Vec::new();
+    }
+    let initial = median(points[..3].iter().map(|p| p.1));
+    let start = (n / 20).max(10);
+    let mut spikes = Vec::new();
+    let mut i = start;
+    while i < n {
+        let before = median(points[i - 10..i].iter().map(|p| p.1));
+        let v = points[i].1;
+        if v > factor * before && v - before > min_height * initial {
+            let recovered = points[i + 1..(i + 1 + recover_within).min(n)].iter().any(|p| p.1 < 2.0 * before);
+            if recovered {
+                spikes.push((points[i].0, v, before));
+                i += recover_within;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    spikes
+}
+
+impl Rule for LossSpikes {
+    fn meta(&self) -> RuleMeta {
+        Self::META
+    }
+
+    fn check(&self, ctx: &Context, options: &Options) -> Outcome {
+        let points = series::finite(&ctx.metric("loss"));
+        if points.len() < 20 {
+            return Outcome::Skipped("needs at least 20 finite loss values in metrics.jsonl".into());
+        }
+        let factor = options.get("factor");
+        let spikes = find_spikes(&points, factor, options.get("min_height"), options.get("recover_within").max(1.0) as usize);
+        if spikes.is_empty() {
+            return Outcome::Passed("no isolated spike".into());
+        }
+        let (step, value, before) = spikes.iter().copied().max_by(|a, b| (a.1 / a.2).total_cmp(&(b.1 / b.2))).unwrap_or(spikes[0]);
+        let mut finding = Finding::new(
+            Self::META.id,
+            if spikes.len() >= 3 { Severity::Warning } else { Severity::Info },
+            format!(
+                "{} loss spike(s) that recovered; the largest at step {step}: {} against {} just before",
+                spikes.len(),
+                format_number(value),
+                format_number(before)
+            ),
+        );
+        for (s, v, b) in spikes.iter().take(10) {
+            finding = finding.evidence(Evidence::new("loss / median of the 10 points before", v / b).threshold(format!("< {factor}")).at(*s));
+        }
+        Outcome::Fired(vec![finding.recommend(
+            "look at the batches at those steps for bad examples; lower the learning rate or add warm-up; clip \
+             gradients; with Adam, a larger epsilon or a lower beta2 damps spikes",
+        )])
+    }
+}

@@ -1,0 +1,90 @@
+use super::{declare_rule, Evidence, Finding, Options, Outcome, Rule, RuleMeta, Severity};
+use crate::context::Context;
+use postmortem_recorder::TensorKind;
+
+declare_rule! {
+    /// ## What it does
+    /// Finds parameters that never change: every recorded update is exactly
+    /// zero, or the weight statistics are identical at every recorded step
+    /// (from `tensors.jsonl` or the checkpoints).
+    ///
+    /// ## Why it matters
+    /// A parameter that never changes was not given to the optimizer (built
+    /// after the optimizer, filtered out by name, `requires_grad` off), or its
+    /// gradient is always zero (dead units, a detached branch). Unless it was
+    /// frozen on purpose, part of the model is not training.
+    ///
+    /// ## Example
+    /// fc2's weight and bias left out of the optimizer's parameter list are
+    /// identical at all 31 recorded steps and fire.
+    ///
+    /// ## Options
+    /// - `min_records` (default 3): how many recorded steps a parameter needs
+    ///   before it can be judged.
+    ///
+    /// ## Known problems
+    /// Parameters frozen on purpose (a pretrained backbone) fire too: ignore
+    /// the rule for such runs. Buffers saved with the weights (batch norm
+    /// running statistics) are judged like parameters.
+    pub struct StalledWeights {
+        id: "stalled-weights",
+        checklist: "Stalled parameters (beyond the checklist)",
+        section: Weights,
+        options: [min_records: 3.0 => "recorded steps needed to judge a parameter"],
+    }
+}
+
+impl Rule for StalledWeights {
+    fn meta(&self) -> RuleMeta {
+        Self::META
+    }
+
+    fn check(&self, ctx: &Context, options: &Options) -> Outcome {
+        let weights = ctx.stats(TensorKind::Weight);
+        let updates = ctx.stats(TensorKind::Update);
+        let min_records = options.get("min_records").max(2.0) as usize;
+        let mut judged = 0;
+        let mut stalled = Vec::new();
+        for (name, series) in weights {
+            let steps: Vec<u64> = series.iter().map(|(s, _)| *s).collect();
+            if series.len() < min_records {
+                continue;
+            }
+            judged += 1;
+            let first = &series[0].1;
+            let unchanged = series.iter().all(|(_, s)| {
+                s.mean.to_bits() == first.mean.to_bits() && s.std.to_bits() == first.std.to_bits() && s.l2.to_bits() == first.l2.to_bits()
+            });
+            let zero_updates = updates.get(name).is_some_and(|u| u.len() >= min_records - 1 && u.iter().all(|(_, s)| s.l2 == 0.0));
+            if unchanged || zero_updates {
+                stalled.push((name.clone(), steps[0], steps[steps.len() - 1], steps.len()));
+            }
+        }
+        if judged == 0 {
+            return Outcome::Skipped(format!(
+                "needs each parameter at {min_records} or more steps: weight lines in tensors.jsonl, or several checkpoints"
+            ));
+        }
+        if stalled.is_empty() {
+            return Outcome::Passed(format!("all {judged} parameters change"));
+        }
+        let names: Vec<&str> = stalled.iter().map(|s| s.0.as_str()).collect();
+        let mut finding = Finding::new(
+            Self::META.id,
+            Severity::Warning,
+            format!("{} parameter(s) never change: {}", stalled.len(), names.iter().take(6).copied().collect::<Vec<_>>().join(", ")),
+        );
+        for (name, first, last, records) in stalled.iter().take(10) {
+            finding = finding.evidence(
+                Evidence::new(format!("recorded steps with {name} unchanged from step {first}"), *records as f64)
+                    .threshold("the parameter changes")
+                    .at(*last)
+                    .tensor(name),
+            );
+        }
+        Outcome::Fired(vec![finding.recommend(
+            "check that these parameters are passed to the optimizer (built before it, not filtered out, \
+             requires_grad on) and that they receive a gradient; ignore this rule if they are frozen on purpose",
+        )])
+    }
+}

@@ -1,0 +1,108 @@
+//! Small numeric helpers over series of `(step, value)` points, shared by the
+//! rules so that each idea (a median, a smoothed curve, a window) has one
+//! implementation.
+
+/// A series of recorded values: `(step, value)` in increasing step order.
+pub type Points = [(u64, f64)];
+
+/// The finite points only.
+pub fn finite(points: &Points) -> Vec<(u64, f64)> {
+    points.iter().copied().filter(|(_, v)| v.is_finite()).collect()
+}
+
+/// The median of finite values; NaN for none.
+pub fn median(values: impl IntoIterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.into_iter().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[mid]
+    } else {
+        (v[mid - 1] + v[mid]) / 2.0
+    }
+}
+
+/// Median of each trailing window of `window` values (shorter at the start):
+/// a smoothing that ignores single-step noise and isolated spikes.
+pub fn rolling_median(values: &[f64], window: usize) -> Vec<f64> {
+    let window = window.max(1);
+    (0..values.len())
+        .map(|i| median(values[i.saturating_sub(window - 1)..=i].iter().copied()))
+        .collect()
+}
+
+/// A smoothing window for a series of `n` points: 2% of it, at least 3.
+pub fn smoothing_window(n: usize) -> usize {
+    (n / 50).max(3)
+}
+
+/// The values split into `count` consecutive windows of (nearly) equal size.
+pub fn windows(values: &[f64], count: usize) -> Vec<&[f64]> {
+    let count = count.clamp(1, values.len().max(1));
+    let size = values.len().div_ceil(count).max(1);
+    values.chunks(size).collect()
+}
+
+/// The last index at or before which `steps` is at most `step`.
+pub fn index_at_step(steps: &[u64], step: u64) -> usize {
+    steps.partition_point(|&s| s <= step).saturating_sub(1)
+}
+
+/// Orders names as a person would: `fc2` before `fc10`.
+pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    fn parts(s: &str) -> Vec<(bool, &str)> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        let bytes = s.as_bytes();
+        for i in 1..=bytes.len() {
+            if i == bytes.len() || bytes[i].is_ascii_digit() != bytes[i - 1].is_ascii_digit() {
+                out.push((bytes[start].is_ascii_digit(), &s[start..i]));
+                start = i;
+            }
+        }
+        out
+    }
+    let (pa, pb) = (parts(a), parts(b));
+    for (x, y) in pa.iter().zip(&pb) {
+        let ord = match (x.0, y.0) {
+            (true, true) => {
+                let (nx, ny) = (x.1.trim_start_matches('0'), y.1.trim_start_matches('0'));
+                nx.len().cmp(&ny.len()).then(nx.cmp(ny))
+            }
+            _ => x.1.cmp(y.1),
+        };
+        if ord.is_ne() {
+            return ord;
+        }
+    }
+    pa.len().cmp(&pb.len()).then(a.cmp(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians_and_windows() {
+        assert_eq!(median([3.0, f64::NAN, 1.0, 2.0]), 2.0);
+        assert_eq!(median([1.0, 4.0]), 2.5);
+        assert!(median([]).is_nan());
+        assert_eq!(rolling_median(&[1.0, 9.0, 2.0, 3.0], 3), [1.0, 5.0, 2.0, 3.0]);
+        let v: Vec<f64> = (0..10).map(f64::from).collect();
+        let w = windows(&v, 3);
+        assert_eq!(w.len(), 3);
+        assert_eq!(w[0], [0.0, 1.0, 2.0, 3.0]);
+        assert_eq!(windows(&[], 4).len(), 0);
+    }
+
+    #[test]
+    fn natural_order() {
+        let mut names = vec!["fc10.weight", "fc2.weight", "fc1.weight", "out.weight", "conv1"];
+        names.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(names, ["conv1", "fc1.weight", "fc2.weight", "fc10.weight", "out.weight"]);
+        assert_eq!(index_at_step(&[0, 10, 20], 15), 1);
+    }
+}
