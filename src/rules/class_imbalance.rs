@@ -1,5 +1,6 @@
 use super::common::percent;
 use super::{declare_rule, Evidence, Finding, Options, Outcome, Rule, RuleMeta, Severity};
+use crate::summary::format_number;
 use crate::context::Context;
 
 declare_rule! {
@@ -87,7 +88,7 @@ impl Rule for ClassImbalance {
             format!("class {major} is {} of the labels, {ratio:.0} times class {minor}", percent(most as f64 / total as f64))
         };
         Outcome::Fired(vec![Finding::new(Self::META.id, Severity::Warning, message)
-            .evidence(Evidence::new(format!("count of class {major} / class {minor}"), ratio).threshold(format!("<= {limit}")))
+            .evidence(Evidence::new(format!("count of class {major} / class {minor}"), ratio).threshold(format!("<= {}", format_number(limit))))
             .evidence(Evidence::new(format!("share of class {major}"), most as f64 / total as f64))
             .recommend(
                 "undersample the frequent class, or go beyond it: weight the loss by inverse class frequency, \

@@ -1,5 +1,6 @@
 use super::common::percent;
 use super::{declare_rule, Evidence, Finding, Options, Outcome, Rule, RuleMeta, Severity};
+use crate::summary::format_number;
 use crate::context::Context;
 use postmortem_recorder::{Activation, TensorKind};
 
@@ -59,7 +60,7 @@ impl Rule for DeadRelus {
             if fraction > limit {
                 findings.push(
                     Finding::new(Self::META.id, Severity::Error, format!("{} of the ReLU units of {layer} are dead at step {step}", percent(fraction)))
-                        .evidence(Evidence::new(format!("dead units in {layer}"), fraction).threshold(format!("<= {limit}")).at(step).tensor(layer))
+                        .evidence(Evidence::new(format!("dead units in {layer}"), fraction).threshold(format!("<= {}", format_number(limit))).at(step).tensor(layer))
                         .recommend(
                             "check the initialization (He, biases at 0 or a small positive 0.01) and lower the learning \
                              rate; use leaky ReLU or maxout if units keep dying",

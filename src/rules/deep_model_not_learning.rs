@@ -62,7 +62,7 @@ impl Rule for DeepModelNotLearning {
                 format_number(progress.last)
             ),
         )
-        .evidence(Evidence::new("weight layers", layers as f64).threshold(format!(">= {min_layers}")))
+        .evidence(Evidence::new("weight layers", layers as f64).threshold(format!(">= {}", format_number(min_layers))))
         .evidence(Evidence::new(format!("last {}", progress.metric), progress.last).at(progress.last_step))
         .recommend(
             "train a model with one or two hidden layers on the same data first; if it learns, grow depth step by \

@@ -99,7 +99,7 @@ impl Rule for ExplodingGradients {
             if v > spike_limit * before && v > head_max {
                 findings.push(
                     Finding::new(Self::META.id, Severity::Error, format!("the gradient norm spikes to {} at step {step}", format_number(v)))
-                        .evidence(Evidence::new("gradient norm / median of the 20 before", v / before).threshold(format!("< {spike_limit}")).at(step))
+                        .evidence(Evidence::new("gradient norm / median of the 20 before", v / before).threshold(format!("< {}", format_number(spike_limit))).at(step))
                         .recommend(advice),
                 );
                 break;
@@ -125,7 +125,7 @@ impl Rule for ExplodingGradients {
                             finite[i].0
                         ),
                     )
-                    .evidence(Evidence::new("growth of the gradient norm", factor).threshold(format!("< {growth_limit}")).at(finite[i].0))
+                    .evidence(Evidence::new("growth of the gradient norm", factor).threshold(format!("< {}", format_number(growth_limit))).at(finite[i].0))
                     .recommend(advice),
                 );
                 break;
@@ -146,7 +146,7 @@ impl Rule for ExplodingGradients {
                         Severity::Warning,
                         format!("gradients grow towards the input: {} gets {}x the gradient of {}", first.0.weight, format_number(ratio), last.0.weight),
                     )
-                    .evidence(Evidence::new("first / last layer gradient norm (median over steps)", ratio).threshold(format!("<= {limit}")).tensor(&first.0.weight))
+                    .evidence(Evidence::new("first / last layer gradient norm (median over steps)", ratio).threshold(format!("<= {}", format_number(limit))).tensor(&first.0.weight))
                     .recommend(advice),
                 );
             }

@@ -120,11 +120,11 @@ impl Rule for InitScaleOff {
                 format_number(compounded)
             ),
         )
-        .evidence(Evidence::new("product of std / rule over layers", compounded).threshold(format!("within {factor}x")).at(0));
+        .evidence(Evidence::new("product of std / rule over layers", compounded).threshold(format!("within {}x", format_number(factor))).at(0));
         for (layer, _, expected, _, ratio) in rows.iter().filter(|r| off(r.4) || off(compounded)).take(8) {
             finding = finding.evidence(
                 Evidence::new(format!("{} std / {}", layer.weight, format_number(*expected)), *ratio)
-                    .threshold(format!("within {factor}x"))
+                    .threshold(format!("within {}x", format_number(factor)))
                     .at(0)
                     .tensor(&layer.weight),
             );

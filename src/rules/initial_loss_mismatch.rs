@@ -81,7 +81,7 @@ impl Rule for InitialLossMismatch {
             severity,
             format!("the {metric} starts at {}, expected about ln C = {}; {cause}", format_number(first), format_number(expected)),
         )
-        .evidence(Evidence::new("|L0 - ln C| / ln C", gap).threshold(format!("< {tolerance}")).at(step))
+        .evidence(Evidence::new("|L0 - ln C| / ln C", gap).threshold(format!("< {}", format_number(tolerance))).at(step))
         .evidence(Evidence::new(format!("{metric} at the first step"), first).at(step))
         .recommend(match summed {
             Some(_) => "average the loss over the batch (reduction = mean), or divide the learning rate by the batch size".to_string(),

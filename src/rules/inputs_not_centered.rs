@@ -73,7 +73,7 @@ impl Rule for InputsNotCentered {
                         Severity::Warning,
                         format!("input {name:?} {what} (mean {}, std {})", format_number(s.mean), format_number(s.std)),
                     )
-                    .evidence(Evidence::new("|mean| / std", ratio).threshold(format!("<= {limit}")).at(*step).tensor(name))
+                    .evidence(Evidence::new("|mean| / std", ratio).threshold(format!("<= {}", format_number(limit))).at(*step).tensor(name))
                     .evidence(Evidence::new("min", s.min).at(*step))
                     .evidence(Evidence::new("max", s.max).at(*step))
                     .recommend(

@@ -65,6 +65,13 @@ impl Rule for LossNotDecreasing {
                 format_number(p.last),
                 format_number(c)
             ),
+            None if drop < 0.0 => format!(
+                "the {} rose from {} to {} ({} higher)",
+                p.metric,
+                format_number(p.initial),
+                format_number(p.last),
+                percent(-drop)
+            ),
             None => format!(
                 "the {} barely moved: {} to {} ({} drop)",
                 p.metric,
@@ -74,7 +81,7 @@ impl Rule for LossNotDecreasing {
             ),
         };
         let mut finding = Finding::new(Self::META.id, Severity::Error, message)
-            .evidence(Evidence::new(format!("relative drop of {}", p.metric), drop).threshold(format!(">= {min_drop}")).at(p.last_step))
+            .evidence(Evidence::new(format!("relative drop of {}", p.metric), drop).threshold(format!(">= {}", format_number(min_drop))).at(p.last_step))
             .evidence(Evidence::new(format!("initial {}", p.metric), p.initial).at(p.initial_step))
             .evidence(Evidence::new(format!("last {}", p.metric), p.last).at(p.last_step));
         if let Some(c) = at_chance {

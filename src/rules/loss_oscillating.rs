@@ -113,9 +113,9 @@ impl Rule for LossOscillating {
                 percent(typical)
             ),
         )
-        .evidence(Evidence::new("windows that oscillate", share).threshold(format!("< {limit}")))
-        .evidence(Evidence::new("sign changes in the first such window", flips).threshold(format!("<= {flip_limit}")).at(step))
-        .evidence(Evidence::new("median swing / initial loss", swing).threshold(format!("< {amp_limit}")).at(step))
+        .evidence(Evidence::new("windows that oscillate", share).threshold(format!("< {}", format_number(limit))))
+        .evidence(Evidence::new("sign changes in the first such window", flips).threshold(format!("<= {}", format_number(flip_limit))).at(step))
+        .evidence(Evidence::new("median swing / initial loss", swing).threshold(format!("< {}", format_number(amp_limit))).at(step))
         .recommend(format!(
             "{}; or add momentum, or decay the learning rate; the initial loss was {}",
             next_learning_rates(ctx, true),

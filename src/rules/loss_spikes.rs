@@ -96,7 +96,7 @@ impl Rule for LossSpikes {
             ),
         );
         for (s, v, b) in spikes.iter().take(10) {
-            finding = finding.evidence(Evidence::new("loss / median of the 10 points before", v / b).threshold(format!("< {factor}")).at(*s));
+            finding = finding.evidence(Evidence::new("loss / median of the 10 points before", v / b).threshold(format!("< {}", format_number(factor))).at(*s));
         }
         Outcome::Fired(vec![finding.recommend(
             "look at the batches at those steps for bad examples; lower the learning rate or add warm-up; clip \

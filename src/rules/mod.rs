@@ -35,6 +35,11 @@ mod vanishing_gradients;
 mod weight_variance_skew;
 mod zero_or_symmetric_init;
 
+#[cfg(test)]
+mod testing;
+#[cfg(test)]
+mod rule_cases;
+
 /// Every rule, in checklist order.
 pub fn all() -> Vec<&'static dyn Rule> {
     vec![

@@ -73,7 +73,7 @@ impl Rule for Overfitting {
                 format_number(end)
             ),
         )
-        .evidence(Evidence::new("validation loss rise over its minimum", rise).threshold(format!("< {limit}")).at(last_step))
+        .evidence(Evidence::new("validation loss rise over its minimum", rise).threshold(format!("< {}", format_number(limit))).at(last_step))
         .evidence(Evidence::new("lowest validation loss", low).at(best_step))
         .recommend(format!(
             "stop at step {best_step} (early stopping), add regularization (dropout, weight decay, augmentation), or get more data"

@@ -1,5 +1,6 @@
 use super::common::percent;
 use super::{declare_rule, Evidence, Finding, Options, Outcome, Rule, RuleMeta, Severity};
+use crate::summary::format_number;
 use crate::context::Context;
 
 declare_rule! {
@@ -97,7 +98,7 @@ impl Rule for PredictionCollapse {
             Severity::Error,
             format!("the model predicts class {top} for {} of examples, but only {} of labels are class {top}", percent(share), percent(label_share)),
         )
-        .evidence(Evidence::new(format!("share of predictions for class {top}"), share).threshold(format!("< {limit}")).at(step))
+        .evidence(Evidence::new(format!("share of predictions for class {top}"), share).threshold(format!("< {}", format_number(limit))).at(step))
         .evidence(Evidence::new(format!("share of labels for class {top}"), label_share).at(step))
         .recommend(
             "the model collapsed to a constant answer: check the other findings for the cause (class imbalance, \

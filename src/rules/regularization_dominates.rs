@@ -101,10 +101,10 @@ impl Rule for RegularizationDominates {
                 last.0
             ),
         )
-        .evidence(Evidence::new("reg_loss / data_loss", first.1).threshold(format!("< {limit}")).at(first.0))
+        .evidence(Evidence::new("reg_loss / data_loss", first.1).threshold(format!("< {}", format_number(limit))).at(first.0))
         .evidence(Evidence::new("reg_loss", first.2).at(first.0))
         .evidence(Evidence::new("data_loss", first.3).at(first.0))
-        .evidence(Evidence::new("steps dominated", length as f64).threshold(format!("< {needed}")))
+        .evidence(Evidence::new("steps dominated", length as f64).threshold(format!("< {}", format_number(needed as f64))))
         .recommend("lower the L2 lambda or weight decay 10x to 100x (typical values are 1e-5 to 1e-3 for a mean loss)")])
     }
 }

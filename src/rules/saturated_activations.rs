@@ -1,5 +1,6 @@
 use super::common::percent;
 use super::{declare_rule, Evidence, Finding, Options, Outcome, Rule, RuleMeta, Severity};
+use crate::summary::format_number;
 use crate::context::Context;
 use postmortem_recorder::{Activation, TensorKind};
 
@@ -67,7 +68,7 @@ impl Rule for SaturatedActivations {
                         Severity::Warning,
                         format!("{} of the {name} units of {layer} are saturated at step {step}", percent(fraction)),
                     )
-                    .evidence(Evidence::new(format!("saturated units in {layer}"), fraction).threshold(format!("<= {limit}")).at(step).tensor(layer))
+                    .evidence(Evidence::new(format!("saturated units in {layer}"), fraction).threshold(format!("<= {}", format_number(limit))).at(step).tensor(layer))
                     .recommend(
                         "standardize the inputs and initialize with Glorot (std sqrt(2 / (fan_in + fan_out))); add batch \
                          normalization before the nonlinearity, or use ReLU in hidden layers",

@@ -112,9 +112,9 @@ impl Rule for UpdateRatio {
         let needed = (medians.len() as f64 * options.get("layer_fraction")).ceil().max(1.0) as usize;
         let overall = median(medians.iter().map(|m| m.1));
         let (group, too, lower, threshold) = if slow.len() >= needed {
-            (slow, "small: the weights barely move", false, format!(">= {low}"))
+            (slow, "small: the weights barely move", false, format!(">= {}", format_number(low)))
         } else if fast.len() >= needed {
-            (fast, "large: each step rewrites much of the weights", true, format!("<= {high}"))
+            (fast, "large: each step rewrites much of the weights", true, format!("<= {}", format_number(high)))
         } else {
             return Outcome::Passed(format!("the median per-step update ratio is {}", format_number(overall)));
         };

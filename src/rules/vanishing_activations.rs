@@ -114,7 +114,7 @@ impl Rule for VanishingActivations {
                 format_number(ratio)
             ),
         )
-        .evidence(Evidence::new(format!("signal of {last} / {first}"), ratio).threshold(format!(">= {limit}")).at(step));
+        .evidence(Evidence::new(format!("signal of {last} / {first}"), ratio).threshold(format!(">= {}", format_number(limit))).at(step));
         for name in names.iter().take(12) {
             if let Some((_, s)) = recorded[name].iter().find(|(s, _)| *s == step) {
                 finding = finding.evidence(Evidence::new(format!("signal of {name}"), signal(s)).at(step).tensor(name));

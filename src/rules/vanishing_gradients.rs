@@ -59,23 +59,42 @@ impl Rule for VanishingGradients {
                       residual connections, and check for zero or tiny initial weights";
         let (min_abs, max_zero) = (options.get("min_abs_mean"), options.get("max_zero_frac"));
         let mut findings = Vec::new();
+        // One finding for all starved layers, with each layer's number.
+        let mut starved: Vec<(String, Evidence)> = Vec::new();
         for (layer, series) in &layers {
             let abs_mean = median(series.iter().map(|(_, s)| s.abs_mean));
             let zero_frac = median(series.iter().map(|(_, s)| s.zero_frac));
             let step = series.last().map(|p| p.0).unwrap_or(0);
             if zero_frac > max_zero {
-                findings.push(
-                    Finding::new(Self::META.id, Severity::Error, format!("{} receives almost no gradient: {} of it is exactly zero", layer.weight, percent(zero_frac)))
-                        .evidence(Evidence::new(format!("zero fraction of the gradient of {}", layer.weight), zero_frac).threshold(format!("<= {max_zero}")).at(step).tensor(&layer.weight))
-                        .recommend(advice),
-                );
+                starved.push((
+                    format!("{} ({} zeros)", layer.weight, percent(zero_frac)),
+                    Evidence::new(format!("zero fraction of the gradient of {}", layer.weight), zero_frac)
+                        .threshold(format!("<= {}", format_number(max_zero)))
+                        .at(step)
+                        .tensor(&layer.weight),
+                ));
             } else if abs_mean < min_abs {
-                findings.push(
-                    Finding::new(Self::META.id, Severity::Error, format!("the gradient of {} vanishes: mean |g| = {}", layer.weight, format_number(abs_mean)))
-                        .evidence(Evidence::new(format!("mean |gradient| of {}", layer.weight), abs_mean).threshold(format!(">= {min_abs}")).at(step).tensor(&layer.weight))
-                        .recommend(advice),
-                );
+                starved.push((
+                    format!("{} (mean |g| {})", layer.weight, format_number(abs_mean)),
+                    Evidence::new(format!("mean |gradient| of {}", layer.weight), abs_mean)
+                        .threshold(format!(">= {}", format_number(min_abs)))
+                        .at(step)
+                        .tensor(&layer.weight),
+                ));
             }
+        }
+        if !starved.is_empty() {
+            let names: Vec<&str> = starved.iter().take(4).map(|s| s.0.as_str()).collect();
+            let more = if starved.len() > 4 { format!(" and {} more", starved.len() - 4) } else { String::new() };
+            let mut finding = Finding::new(
+                Self::META.id,
+                Severity::Error,
+                format!("{} of {} layers receive almost no gradient: {}{more}", starved.len(), layers.len(), names.join(", ")),
+            );
+            for (_, evidence) in starved.into_iter().take(12) {
+                finding = finding.evidence(evidence);
+            }
+            findings.push(finding.recommend(advice));
         }
         if layers.len() >= 2 {
             let (first, last) = (layers[0], layers[layers.len() - 1]);
@@ -96,7 +115,7 @@ impl Rule for VanishingGradients {
                             last.0.weight
                         ),
                     )
-                    .evidence(Evidence::new("first / last layer gradient norm (median over steps)", ratio).threshold(format!(">= {limit}")).tensor(&first.0.weight))
+                    .evidence(Evidence::new("first / last layer gradient norm (median over steps)", ratio).threshold(format!(">= {}", format_number(limit))).tensor(&first.0.weight))
                     .recommend(advice),
                 );
             }

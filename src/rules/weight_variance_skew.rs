@@ -83,7 +83,7 @@ impl Rule for WeightVarianceSkew {
                 lo.0
             ),
         )
-        .evidence(Evidence::new("largest / smallest scaled variance", ratio).threshold(format!("<= {limit}")).at(step))
+        .evidence(Evidence::new("largest / smallest scaled variance", ratio).threshold(format!("<= {}", format_number(limit))).at(step))
         .evidence(Evidence::new(format!("variance x fan_in of {}", hi.0), hi.1).at(step).tensor(&hi.0))
         .evidence(Evidence::new(format!("variance x fan_in of {}", lo.0), lo.1).at(step).tensor(&lo.0))
         .recommend(

@@ -92,7 +92,7 @@ impl Rule for ZeroOrSymmetricInit {
                         Severity::Error,
                         format!("{} starts with {:.0}% of its rows duplicated: those units stay identical", layer.weight, fraction * 100.0),
                     )
-                    .evidence(Evidence::new("duplicated rows", fraction).threshold(format!("<= {limit}")).at(0).tensor(&layer.weight))
+                    .evidence(Evidence::new("duplicated rows", fraction).threshold(format!("<= {}", format_number(limit))).at(0).tensor(&layer.weight))
                     .recommend(random_init_advice()),
                 );
             }

@@ -39,6 +39,29 @@ impl MetricsTable {
         MetricsTable { frame, counts: BTreeMap::new() }
     }
 
+    /// A table from in-memory series (for writers and tests): every series is
+    /// `(step, value)` points; steps are merged and sorted.
+    pub fn from_series(series: &[(&str, Vec<(u64, f64)>)], counts: BTreeMap<String, Vec<(u64, Vec<u64>)>>) -> Self {
+        let mut steps: Vec<u64> = series.iter().flat_map(|(_, p)| p.iter().map(|(s, _)| *s)).collect();
+        steps.extend(counts.values().flat_map(|c| c.iter().map(|(s, _)| *s)));
+        steps.sort_unstable();
+        steps.dedup();
+        let mut columns = vec![Column::new(STEP.into(), steps.clone())];
+        let mut named: Vec<&(&str, Vec<(u64, f64)>)> = series.iter().collect();
+        named.sort_by_key(|(name, _)| *name);
+        for (name, points) in named {
+            let mut values = vec![None; steps.len()];
+            for (step, v) in points {
+                if let Ok(i) = steps.binary_search(step) {
+                    values[i] = Some(*v);
+                }
+            }
+            columns.push(Column::new((*name).into(), values));
+        }
+        let frame = DataFrame::new(steps.len(), columns).unwrap_or_default();
+        MetricsTable { frame, counts }
+    }
+
     pub fn rows(&self) -> usize {
         self.frame.height()
     }
