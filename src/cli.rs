@@ -80,6 +80,10 @@ pub struct AnalyzeArgs {
     /// A configuration file; default: postmortem.toml in the run directory, if any.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Also write the report here: report.html (self-contained), report.md,
+    /// report.json and plots/*.svg|png. Must be outside the run directory.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -133,6 +137,10 @@ enum CliError {
     UnknownRule(String),
     #[error("could not write JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Report(#[from] crate::report::ReportError),
+    #[error("--out {}: inside the run directory {}; postmortem never writes into a run", out.display(), run.display())]
+    OutInsideRun { out: PathBuf, run: PathBuf },
 }
 
 fn load_config(args: &AnalyzeArgs) -> Result<Config, CliError> {
@@ -148,8 +156,14 @@ fn load_config(args: &AnalyzeArgs) -> Result<Config, CliError> {
 
 fn analyze(args: &AnalyzeArgs) -> Result<u8, CliError> {
     let config = load_config(args)?;
+    if let Some(out) = &args.out {
+        refuse_out_inside_run(out, &args.run)?;
+    }
     let run = Run::load(&args.run)?;
     let analysis = analysis::analyze(&run, &config);
+    if let Some(out) = &args.out {
+        crate::report::write(&run, &analysis, out)?;
+    }
     for warning in &analysis.run.warnings {
         eprintln!("warning: {warning}");
     }
@@ -163,6 +177,31 @@ fn analyze(args: &AnalyzeArgs) -> Result<u8, CliError> {
         (_, Some(t)) => analysis.highest().is_some_and(|s| s >= t),
     };
     Ok(if failed { EXIT_FINDINGS } else { EXIT_OK })
+}
+
+/// The report goes anywhere but into the run being analyzed.
+fn refuse_out_inside_run(out: &std::path::Path, run: &std::path::Path) -> Result<(), CliError> {
+    let absolute = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let run_dir = if run.is_file() { run.parent().map(absolute).unwrap_or_default() } else { absolute(run) };
+    let run_dir = run_dir.canonicalize().unwrap_or(run_dir);
+    // The output may not exist yet: resolve its nearest existing ancestor.
+    let mut probe = absolute(out);
+    let mut tail = Vec::new();
+    while !probe.exists() {
+        match (probe.file_name().map(|n| n.to_os_string()), probe.parent()) {
+            (Some(name), Some(parent)) => {
+                tail.push(name);
+                probe = parent.to_path_buf();
+            }
+            _ => break,
+        }
+    }
+    let mut resolved = probe.canonicalize().unwrap_or(probe);
+    resolved.extend(tail.iter().rev());
+    if !run.is_file() && resolved.starts_with(&run_dir) {
+        return Err(CliError::OutInsideRun { out: out.to_path_buf(), run: run.to_path_buf() });
+    }
+    Ok(())
 }
 
 #[derive(Serialize)]
@@ -199,13 +238,8 @@ fn explain(rule: &str) -> Result<u8, CliError> {
     println!("# {}\n\nChecklist item: {}\n", meta.id, meta.checklist_item);
     for heading in ["What it does", "Why it matters", "Example", "Options", "Known problems"] {
         if let Some(body) = doc_section(meta.doc, heading) {
-            println!("## {heading}\n{}\n", dedent(&body));
+            println!("## {heading}\n{body}\n");
         }
     }
     Ok(EXIT_OK)
-}
-
-/// Doc comments arrive with one leading space per line.
-fn dedent(text: &str) -> String {
-    text.lines().map(|l| l.strip_prefix(' ').unwrap_or(l)).collect::<Vec<_>>().join("\n")
 }

@@ -10,6 +10,7 @@ pub mod context;
 pub mod error;
 pub mod export;
 pub mod jsonl;
+pub mod report;
 pub mod rules;
 pub mod run;
 pub mod series;

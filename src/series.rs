@@ -34,9 +34,10 @@ pub fn rolling_median(values: &[f64], window: usize) -> Vec<f64> {
         .collect()
 }
 
-/// A smoothing window for a series of `n` points: 2% of it, at least 3.
+/// A smoothing window for a series of `n` points: 2% of it, at least 3 and
+/// at most 51 (a median over more costs time and hides nothing more).
 pub fn smoothing_window(n: usize) -> usize {
-    (n / 50).max(3)
+    (n / 50).clamp(3, 51)
 }
 
 /// The values split into `count` consecutive windows of (nearly) equal size.

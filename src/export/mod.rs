@@ -1,5 +1,7 @@
 //! Renderers of an [`crate::analysis::Analysis`], one file per output format.
 //! Each is a pure function from the analysis to text.
 
+pub mod html;
 pub mod json;
+pub mod markdown;
 pub mod text;

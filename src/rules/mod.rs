@@ -7,11 +7,11 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
 
-mod class_imbalance;
+pub(crate) mod class_imbalance;
 mod common;
 mod dead_relus;
 mod deep_model_not_learning;
-mod exploding_gradients;
+pub(crate) mod exploding_gradients;
 mod hockey_stick_loss;
 mod initial_loss_mismatch;
 mod init_scale_off;
@@ -29,8 +29,8 @@ mod regularization_dominates;
 mod saturated_activations;
 mod stalled_weights;
 mod untapped_pretrained_weights;
-mod update_ratio;
-mod vanishing_activations;
+pub(crate) mod update_ratio;
+pub(crate) mod vanishing_activations;
 mod vanishing_gradients;
 mod weight_variance_skew;
 mod zero_or_symmetric_init;
@@ -276,13 +276,15 @@ impl RuleMeta {
     }
 }
 
-/// The text under a `## heading` of a rule doc, trimmed.
+/// The text under a `## heading` of a rule doc, trimmed, without the one
+/// leading space that doc comments give every line.
 pub fn doc_section(doc: &str, heading: &str) -> Option<String> {
     let marker = format!("## {heading}");
     let start = doc.find(&marker)? + marker.len();
     let rest = &doc[start..];
-    let end = rest.find("\n## ").unwrap_or(rest.len());
-    Some(rest[..end].trim().to_string())
+    let end = rest.find("\n ## ").or_else(|| rest.find("\n## ")).unwrap_or(rest.len());
+    let body: Vec<&str> = rest[..end].lines().map(|l| l.strip_prefix(' ').unwrap_or(l)).collect();
+    Some(body.join("\n").trim().to_string())
 }
 
 /// A check of the checklist.

@@ -1,0 +1,287 @@
+//! One function per figure of the report. Each reads the run through the
+//! [`Context`] and returns a [`Figure`]: a chart, or, when the run did not
+//! record what the figure needs, what to record.
+
+use super::chart::{decimate, Chart, Series, WIDTH};
+use crate::analysis::Analysis;
+use crate::context::Context;
+use crate::rules::update_ratio::update_ratios;
+use crate::rules::vanishing_activations::{layers_in_order, signal};
+use crate::rules::Section;
+use postmortem_recorder::TensorKind;
+
+/// A figure of the report.
+#[derive(Debug, Clone)]
+pub struct Figure {
+    /// Stable id: file name of the plot and anchor in the HTML.
+    pub id: &'static str,
+    pub title: &'static str,
+    pub section: Section,
+    pub chart: Option<Chart>,
+    /// When `chart` is `None`: what to record so that it can be drawn.
+    pub missing: String,
+}
+
+fn drawn(id: &'static str, title: &'static str, section: Section, chart: Chart) -> Figure {
+    Figure { id, title, section, chart: Some(chart), missing: String::new() }
+}
+
+fn missing(id: &'static str, title: &'static str, section: Section, what: &str) -> Figure {
+    Figure { id, title, section, chart: None, missing: what.to_string() }
+}
+
+/// Every figure, in report order.
+pub fn all(ctx: &Context, analysis: &Analysis) -> Vec<Figure> {
+    vec![
+        loss(ctx, analysis),
+        class_counts(ctx),
+        lr_and_grad_norm(ctx),
+        layer_grad_norms(ctx),
+        update_ratio(ctx),
+        weight_std_by_depth(ctx),
+        activation_units(ctx),
+        activation_signal(ctx),
+    ]
+}
+
+/// The figure that shows a rule's evidence.
+pub fn figure_for(rule: &str) -> Option<&'static str> {
+    Some(match rule {
+        "class-imbalance" | "prediction-collapse" => "classes",
+        "exploding-gradients" => "lr-grad-norm",
+        "vanishing-gradients" => "layer-grads",
+        "update-ratio" | "stalled-weights" => "update-ratio",
+        "zero-or-symmetric-init" | "init-scale-off" | "weight-variance-skew" => "weights",
+        "dead-relus" | "saturated-activations" => "activation-units",
+        "vanishing-activations" => "activation-signal",
+        "inputs-not-centered" | "untapped-pretrained-weights" => return None,
+        _ => "loss",
+    })
+}
+
+fn points(series: &[(u64, f64)]) -> Vec<(f64, f64)> {
+    let all: Vec<(f64, f64)> = series.iter().filter(|p| p.1.is_finite()).map(|&(s, v)| (s as f64, v)).collect();
+    decimate(&all, WIDTH as usize)
+}
+
+/// Whether positive values span enough decades to need a log axis.
+fn spans_decades(series: &[Series]) -> bool {
+    let positive: Vec<f64> = series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).filter(|v| *v > 0.0).collect();
+    let lo = positive.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = positive.iter().copied().fold(0.0, f64::max);
+    lo.is_finite() && hi / lo > 100.0 && positive.len() == series.iter().map(|s| s.points.len()).sum::<usize>()
+}
+
+fn loss(ctx: &Context, analysis: &Analysis) -> Figure {
+    let (id, title, section) = ("loss", "Loss", Section::Loss);
+    let mut series = Vec::new();
+    for (name, label) in [("loss", "training loss"), ("val_loss", "validation loss")] {
+        let p = points(&ctx.metric(name));
+        if !p.is_empty() {
+            series.push(Series { name: label.into(), points: p });
+        }
+    }
+    if series.is_empty() {
+        return missing(id, title, section, "record `loss` (and `val_loss`) in metrics.jsonl");
+    }
+    let mut markers: Vec<(String, f64)> = Vec::new();
+    for finding in analysis.findings.iter().filter(|f| figure_for(f.rule) == Some("loss")) {
+        if let Some(step) = finding.steps.first() {
+            if markers.len() < 6 && !markers.iter().any(|m| m.1 == *step as f64) {
+                markers.push((finding.rule.to_string(), *step as f64));
+            }
+        }
+    }
+    let hlines = ctx.chance_loss().map(|c| vec![("ln C (guessing)".to_string(), c)]).unwrap_or_default();
+    let log_y = spans_decades(&series);
+    drawn(
+        id,
+        title,
+        section,
+        Chart { title: title.into(), x_label: "step".into(), y_label: "loss".into(), log_y, series, hlines, markers, ..Default::default() },
+    )
+}
+
+fn lr_and_grad_norm(ctx: &Context) -> Figure {
+    let (id, title, section) = ("lr-grad-norm", "Learning rate and gradient norm", Section::Gradients);
+    let mut series = Vec::new();
+    let grad = points(&crate::rules::exploding_gradients::global_grad_norm(ctx));
+    if !grad.is_empty() {
+        series.push(Series { name: "global gradient norm".into(), points: grad });
+    }
+    let lr = points(&ctx.metric("lr"));
+    if !lr.is_empty() {
+        series.push(Series { name: "learning rate".into(), points: lr });
+    }
+    if series.is_empty() {
+        return missing(id, title, section, "record `lr` and `grad_norm` (before clipping) in metrics.jsonl");
+    }
+    drawn(id, title, section, Chart { title: title.into(), x_label: "step".into(), y_label: "value (log)".into(), log_y: true, series, ..Default::default() })
+}
+
+/// At most `limit` of the layers: the first, the last and evenly between.
+fn spread<T: Clone>(items: &[T], limit: usize) -> Vec<T> {
+    if items.len() <= limit {
+        return items.to_vec();
+    }
+    (0..limit).map(|i| items[i * (items.len() - 1) / (limit - 1)].clone()).collect()
+}
+
+fn layer_grad_norms(ctx: &Context) -> Figure {
+    let (id, title, section) = ("layer-grads", "Gradient norm per layer", Section::Gradients);
+    let layers = ctx.weight_series(TensorKind::Grad);
+    if layers.is_empty() {
+        return missing(id, title, section, "record gradient statistics per layer: kind \"grad\" in tensors.jsonl, or grad/ tensors in checkpoints");
+    }
+    let series = spread(&layers, 8)
+        .into_iter()
+        .map(|(layer, s)| Series {
+            name: layer.weight.clone(),
+            points: points(&s.iter().map(|(step, st)| (*step, st.l2)).collect::<Vec<_>>()),
+        })
+        .collect();
+    drawn(id, title, section, Chart { title: title.into(), x_label: "step".into(), y_label: "||grad|| (log)".into(), log_y: true, series, ..Default::default() })
+}
+
+fn update_ratio(ctx: &Context) -> Figure {
+    let (id, title, section) = ("update-ratio", "Update to weight ratio per layer", Section::Weights);
+    let ratios = update_ratios(ctx);
+    if ratios.is_empty() {
+        return missing(id, title, section, "record update statistics with the weights: kind \"update\" and \"weight\" in tensors.jsonl");
+    }
+    let series = spread(&ratios, 8).into_iter().map(|(name, r)| Series { name, points: points(&r) }).collect();
+    drawn(
+        id,
+        title,
+        section,
+        Chart {
+            title: title.into(),
+            x_label: "step".into(),
+            y_label: "||dW|| / ||W|| per step (log)".into(),
+            log_y: true,
+            series,
+            band: Some(("healthy 1e-4 to 1e-2".into(), 1e-4, 1e-2)),
+            ..Default::default()
+        },
+    )
+}
+
+/// Up to five recorded steps: the first, the last, and evenly between.
+fn some_steps(steps: &mut Vec<u64>) -> Vec<u64> {
+    steps.sort_unstable();
+    steps.dedup();
+    spread(steps, 5)
+}
+
+fn weight_std_by_depth(ctx: &Context) -> Figure {
+    let (id, title, section) = ("weights", "Weight standard deviation by depth", Section::Weights);
+    let layers = ctx.weight_series(TensorKind::Weight);
+    if layers.is_empty() {
+        return missing(id, title, section, "record weights: kind \"weight\" in tensors.jsonl, or checkpoints (at least step 0 and the last step)");
+    }
+    let mut steps: Vec<u64> = layers.iter().flat_map(|(_, s)| s.iter().map(|p| p.0)).collect();
+    let series = some_steps(&mut steps)
+        .into_iter()
+        .map(|step| Series {
+            name: format!("step {step}"),
+            points: layers
+                .iter()
+                .enumerate()
+                .filter_map(|(i, (_, s))| s.iter().find(|p| p.0 == step).map(|p| (i as f64, p.1.std)))
+                .collect(),
+        })
+        .collect();
+    let categories = Some(layers.iter().map(|(l, _)| l.name.clone()).collect());
+    drawn(id, title, section, Chart { title: title.into(), x_label: "layer".into(), y_label: "std of weights (log)".into(), log_y: true, series, categories, ..Default::default() })
+}
+
+fn activation_units(ctx: &Context) -> Figure {
+    let (id, title, section) = ("activation-units", "Dead and saturated units by depth", Section::Activations);
+    let recorded = ctx.stats(TensorKind::Activation);
+    let names = layers_in_order(ctx);
+    let last_step = names.iter().filter_map(|n| recorded[n].last().map(|p| p.0)).max();
+    let (Some(step), false) = (last_step, names.is_empty()) else {
+        return missing(id, title, section, "record layer outputs: kind \"activation\" with dead_frac and saturated_frac in tensors.jsonl, or act/ tensors in checkpoints");
+    };
+    let at = |name: &String| recorded[name].iter().find(|p| p.0 == step).map(|p| p.1);
+    let mut series = Vec::new();
+    for (label, pick) in [("dead fraction", 0), ("saturated fraction", 1)] {
+        let pts: Vec<(f64, f64)> = names
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| {
+                let s = at(n)?;
+                Some((i as f64, if pick == 0 { s.dead_frac? } else { s.saturated_frac? }))
+            })
+            .collect();
+        if !pts.is_empty() {
+            series.push(Series { name: format!("{label} at step {step}"), points: pts });
+        }
+    }
+    if series.is_empty() {
+        return missing(id, title, section, "record dead_frac and saturated_frac with the activation statistics");
+    }
+    drawn(
+        id,
+        title,
+        section,
+        Chart {
+            title: title.into(),
+            x_label: "layer".into(),
+            y_label: "fraction of units".into(),
+            series,
+            hlines: vec![("rule threshold 0.5".into(), 0.5)],
+            categories: Some(names),
+            ..Default::default()
+        },
+    )
+}
+
+fn activation_signal(ctx: &Context) -> Figure {
+    let (id, title, section) = ("activation-signal", "Activation signal by depth", Section::Activations);
+    let recorded = ctx.stats(TensorKind::Activation);
+    let names = layers_in_order(ctx);
+    if names.is_empty() {
+        return missing(id, title, section, "record layer outputs: kind \"activation\" in tensors.jsonl, or act/ tensors in checkpoints");
+    }
+    let mut steps: Vec<u64> = names.iter().flat_map(|n| recorded[n].iter().map(|p| p.0)).collect();
+    let uses_batch_std = names.iter().any(|n| recorded[n].iter().any(|p| p.1.batch_std.is_some()));
+    let series = spread(&some_steps(&mut steps), 3)
+        .into_iter()
+        .map(|step| Series {
+            name: format!("step {step}"),
+            points: names
+                .iter()
+                .enumerate()
+                .filter_map(|(i, n)| recorded[n].iter().find(|p| p.0 == step).map(|p| (i as f64, signal(&p.1))))
+                .collect(),
+        })
+        .collect();
+    let y_label = if uses_batch_std { "spread across the batch (log)" } else { "std of the output (log)" };
+    drawn(id, title, section, Chart { title: title.into(), x_label: "layer".into(), y_label: y_label.into(), log_y: true, series, categories: Some(names), ..Default::default() })
+}
+
+fn class_counts(ctx: &Context) -> Figure {
+    let (id, title, section) = ("classes", "Labels and predictions per class", Section::Data);
+    let Some(labels) = crate::rules::class_imbalance::label_counts(ctx) else {
+        return missing(id, title, section, "record `label_counts` and `pred_counts` in metrics.jsonl");
+    };
+    let mut preds = vec![0u64; labels.len()];
+    if let Some(series) = ctx.run.metrics.counts.get("pred_counts") {
+        for (_, counts) in series {
+            for (slot, c) in preds.iter_mut().zip(counts) {
+                *slot += c;
+            }
+        }
+    }
+    let as_series = |name: &str, counts: &[u64]| {
+        let total = counts.iter().sum::<u64>().max(1) as f64;
+        Series { name: name.into(), points: counts.iter().enumerate().map(|(i, c)| (i as f64, *c as f64 / total)).collect() }
+    };
+    let mut series = vec![as_series("labels", &labels)];
+    if preds.iter().any(|c| *c > 0) {
+        series.push(as_series("predictions", &preds));
+    }
+    let categories = Some((0..labels.len()).map(|i| i.to_string()).collect());
+    drawn(id, title, section, Chart { title: title.into(), x_label: "class".into(), y_label: "share".into(), series, categories, bars: true, ..Default::default() })
+}

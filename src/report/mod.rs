@@ -1,0 +1,74 @@
+//! The report a person reads and a bug ticket carries: `report.html` (one
+//! self-contained file), `report.md`, `report.json` and `plots/*.svg|png`.
+//! Figures are built from the run (`figures`), drawn by one renderer
+//! (`chart`), and laid out by the exporters in `crate::export`.
+
+pub mod chart;
+pub mod figures;
+
+use crate::analysis::Analysis;
+use crate::context::Context;
+use crate::export;
+use crate::rules::Section;
+use crate::run::Run;
+use std::path::{Path, PathBuf};
+
+/// A figure ready for the exporters: its drawings, or what to record.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub id: &'static str,
+    pub title: &'static str,
+    pub section: Section,
+    pub svg: Option<String>,
+    pub png: Option<Vec<u8>>,
+    pub missing: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{0}")]
+    Draw(String),
+    #[error("could not write JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Draws every figure of a run.
+pub fn render_figures(run: &Run, analysis: &Analysis) -> Result<Vec<Rendered>, ReportError> {
+    let ctx = Context::new(run);
+    figures::all(&ctx, analysis)
+        .into_iter()
+        .map(|f| {
+            let (svg, png) = match &f.chart {
+                Some(chart) => (Some(chart.to_svg().map_err(ReportError::Draw)?), Some(chart.to_png().map_err(ReportError::Draw)?)),
+                None => (None, None),
+            };
+            Ok(Rendered { id: f.id, title: f.title, section: f.section, svg, png, missing: f.missing })
+        })
+        .collect()
+}
+
+/// Writes the whole report into `out` (created if needed) and returns the
+/// files written, in a stable order.
+pub fn write(run: &Run, analysis: &Analysis, out: &Path) -> Result<Vec<PathBuf>, ReportError> {
+    let figures = render_figures(run, analysis)?;
+    let plots = out.join("plots");
+    std::fs::create_dir_all(&plots).map_err(|source| ReportError::Io { path: plots.clone(), source })?;
+    let mut written = Vec::new();
+    let mut put = |path: PathBuf, bytes: &[u8]| -> Result<(), ReportError> {
+        std::fs::write(&path, bytes).map_err(|source| ReportError::Io { path: path.clone(), source })?;
+        written.push(path);
+        Ok(())
+    };
+    for figure in &figures {
+        if let (Some(svg), Some(png)) = (&figure.svg, &figure.png) {
+            put(plots.join(format!("{}.svg", figure.id)), svg.as_bytes())?;
+            put(plots.join(format!("{}.png", figure.id)), png)?;
+        }
+    }
+    put(out.join("report.json"), export::json::render(analysis)?.as_bytes())?;
+    put(out.join("report.md"), export::markdown::render(run, analysis, &figures).as_bytes())?;
+    put(out.join("report.html"), export::html::render(run, analysis, &figures).as_bytes())?;
+    Ok(written)
+}

@@ -1,0 +1,19 @@
+//! Helpers shared by the integration tests.
+
+use std::path::Path;
+
+/// Every file under `dir` with its bytes, by relative path, sorted.
+pub fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if path.is_dir() {
+            out.extend(files(&path).into_iter().map(|(n, b)| (format!("{name}/{n}"), b)));
+        } else {
+            out.push((name, std::fs::read(&path).unwrap()));
+        }
+    }
+    out.sort();
+    out
+}

@@ -1,0 +1,98 @@
+//! The report: self-contained, deterministic, small for long runs, and safe
+//! with hostile names.
+
+use postmortem::analysis::analyze;
+use postmortem::config::Config;
+use postmortem::Run;
+use postmortem_recorder::{Metrics, Recorder, RunMeta};
+mod common;
+use common::files;
+use std::path::Path;
+
+fn fixture(name: &str) -> Run {
+    Run::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/runs").join(name)).unwrap()
+}
+
+#[test]
+fn report_is_self_contained_and_deterministic() {
+    let run = fixture("dead-relu");
+    let analysis = analyze(&run, &Config::default());
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    postmortem::report::write(&run, &analysis, a.path()).unwrap();
+    postmortem::report::write(&run, &analysis, b.path()).unwrap();
+    assert_eq!(files(a.path()), files(b.path()), "two reports of the same run differ");
+    let html = std::fs::read_to_string(a.path().join("report.html")).unwrap();
+    for banned in ["<script", "src=\"http", "href=\"http", "<link", "@import", "url(", "<img"] {
+        assert!(!html.contains(banned), "report.html contains {banned:?}");
+    }
+    assert!(html.contains("<svg"), "plots are inline");
+    assert!(html.contains("dead-relus") && html.contains("href=\"#fig-activation-units\""));
+    let md = std::fs::read_to_string(a.path().join("report.md")).unwrap();
+    assert!(md.contains("`dead-relus`") && md.contains("plots/activation-units.png"));
+    for name in ["loss", "activation-units", "weights"] {
+        assert!(a.path().join(format!("plots/{name}.png")).is_file());
+        assert!(a.path().join(format!("plots/{name}.svg")).is_file());
+    }
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(a.path().join("report.json")).unwrap()).unwrap();
+    assert!(json["findings"].as_array().unwrap().iter().any(|f| f["rule"] == "dead-relus"));
+}
+
+#[test]
+fn missing_data_is_named_not_drawn_empty() {
+    let run = Run::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/handwritten")).unwrap();
+    let analysis = analyze(&run, &Config::default());
+    let out = tempfile::tempdir().unwrap();
+    postmortem::report::write(&run, &analysis, out.path()).unwrap();
+    let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
+    assert!(html.contains("Update to weight ratio per layer: not recorded; record update statistics"), "{html}");
+    assert!(!out.path().join("plots/update-ratio.svg").exists());
+}
+
+const HOSTILE: &str = "</script><img src=x onerror=alert(1)>";
+
+#[test]
+fn names_from_the_run_are_only_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rec = Recorder::create(dir.path().join("run"), RunMeta::new(HOSTILE)).unwrap();
+    for step in 0..40u64 {
+        let loss = if step == 30 { f64::NAN } else { 2.0 / (1.0 + step as f64) };
+        rec.log_metrics(step, &Metrics::new().scalar("loss", loss).scalar(HOSTILE, step as f64)).unwrap();
+    }
+    rec.finish().unwrap();
+    let run = Run::load(&dir.path().join("run")).unwrap();
+    let analysis = analyze(&run, &Config::default());
+    let out = dir.path().join("report");
+    postmortem::report::write(&run, &analysis, &out).unwrap();
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(!html.contains("<img"), "markup from the run reached the HTML");
+    assert!(!html.contains("<script"), "markup from the run reached the HTML");
+    assert!(html.contains("&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;"));
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(!md.contains("<img"), "{md}");
+}
+
+#[test]
+fn long_runs_stay_small() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run");
+    std::fs::create_dir(&path).unwrap();
+    std::fs::write(path.join("run.json"), r#"{"format": "postmortem-run/1", "status": "finished"}"#).unwrap();
+    let mut text = String::new();
+    for step in 0..100_000u64 {
+        let loss = 3.0 / (1.0 + step as f64 / 1000.0) + ((step * 7919) % 101) as f64 / 1000.0;
+        text.push_str(&format!("{{\"step\":{step},\"loss\":{loss},\"lr\":0.001,\"grad_norm\":{}}}\n", 1.0 + (step % 13) as f64 / 10.0));
+    }
+    std::fs::write(path.join("metrics.jsonl"), text).unwrap();
+    let run = Run::load(&path).unwrap();
+    let analysis = analyze(&run, &Config::default());
+    let out = dir.path().join("report");
+    postmortem::report::write(&run, &analysis, &out).unwrap();
+    for entry in std::fs::read_dir(out.join("plots")).unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().is_some_and(|e| e == "svg") {
+            let size = p.metadata().unwrap().len();
+            assert!(size < 300 << 10, "{} is {size} bytes", p.display());
+        }
+    }
+    assert!(out.join("report.html").metadata().unwrap().len() < 5 << 20);
+}
