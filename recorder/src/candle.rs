@@ -17,36 +17,97 @@ use std::collections::BTreeMap;
 
 /// Statistics of any floating-point tensor, computed where it lives.
 pub fn tensor_stats(tensor: &Tensor) -> Result<TensorStats, Error> {
-    if tensor.device().is_cpu() {
-        let values = tensor.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-        Ok(stats::stats_f32(&values))
-    } else {
-        device_stats(tensor)
-    }
+    Ok(stats_many(&[(tensor, None)])?.remove(0))
 }
 
-/// Statistics of a layer's output, with `dead_frac` and `saturated_frac`.
+/// Statistics of a layer's output, with `dead_frac`, `saturated_frac` and
+/// `batch_std`.
 pub fn activation_stats(tensor: &Tensor, activation: &Activation) -> Result<TensorStats, Error> {
-    if tensor.device().is_cpu() {
-        let values = tensor.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-        Ok(stats::activation_stats(&values, tensor.dims(), activation))
-    } else {
-        let mut result = device_stats(tensor)?;
-        if let Some(units) = device_unit_stats(tensor, activation)? {
-            units.apply(&mut result);
+    Ok(stats_many(&[(tensor, Some(activation))])?.remove(0))
+}
+
+/// Statistics of many tensors at once: `(tensor, Some(activation))` for a
+/// layer output, `(tensor, None)` for anything else. On a GPU every reduction
+/// runs there and all the results cross to the host in one transfer (one
+/// synchronization per call instead of one per tensor); on the CPU the exact
+/// host accumulator is used.
+pub fn stats_many(tensors: &[(&Tensor, Option<&Activation>)]) -> Result<Vec<TensorStats>, Error> {
+    if tensors.iter().all(|(t, _)| t.device().is_cpu()) {
+        return tensors
+            .iter()
+            .map(|(tensor, activation)| {
+                let values = tensor.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+                Ok(match activation {
+                    Some(a) => stats::activation_stats(&values, tensor.dims(), a),
+                    None => stats::stats_f32(&values),
+                })
+            })
+            .collect();
+    }
+    device_stats_many(tensors)
+}
+
+/// [`stats_many`] with every reduction done by candle ops on the tensors'
+/// device (which must be the same for all) and one transfer of the results.
+pub fn device_stats_many(tensors: &[(&Tensor, Option<&Activation>)]) -> Result<Vec<TensorStats>, Error> {
+    let mut out = vec![StatsAccumulator::new().finish(); tensors.len()];
+    let mut packed: Vec<Tensor> = Vec::new();
+    // Per device tensor: its position, element count, and whether unit scalars follow.
+    let mut pending: Vec<(usize, u64, bool)> = Vec::new();
+    for (i, (tensor, activation)) in tensors.iter().enumerate() {
+        out[i].count = tensor.elem_count() as u64;
+        let Some(scalars) = device_scalars(tensor)? else { continue };
+        packed.push(scalars);
+        let units = match activation {
+            Some(a) => device_unit_scalars(tensor, a)?,
+            None => None,
+        };
+        pending.push((i, tensor.elem_count() as u64, units.is_some()));
+        packed.extend(units);
+    }
+    if packed.is_empty() {
+        return Ok(out);
+    }
+    let host = Tensor::cat(&packed, 0)?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+    let mut at = 0;
+    for (i, count, has_units) in pending {
+        out[i] = decode(count, &host[at..at + SCALARS]);
+        at += SCALARS;
+        if has_units {
+            let activation = tensors[i].1.unwrap_or(&Activation::None);
+            UnitStats {
+                dead_frac: host[at],
+                saturated_frac: activation.saturation_bounds().map(|_| host[at + 1]),
+                batch_std: host[at + 2],
+            }
+            .apply(&mut out[i]);
+            at += UNIT_SCALARS;
         }
-        Ok(result)
+    }
+    Ok(out)
+}
+
+/// Scalars per tensor of [`device_scalars`].
+const SCALARS: usize = 8;
+/// Scalars per layer output of [`device_unit_scalars`].
+const UNIT_SCALARS: usize = 3;
+
+/// The reductions of [`tensor_stats`] done with candle ops, on any device,
+/// read back at once. Sums run in f32 on the device; the variance is taken
+/// around the mean (two passes) so it stays accurate where the mean is large.
+pub fn device_stats(tensor: &Tensor) -> Result<TensorStats, Error> {
+    match device_scalars(tensor)? {
+        Some(s) => Ok(decode(tensor.elem_count() as u64, &s.to_dtype(DType::F64)?.to_vec1::<f64>()?)),
+        None => Ok(StatsAccumulator::new().finish()),
     }
 }
 
-/// The reductions of [`tensor_stats`] done with candle ops, on any device.
-/// Sums run in f32 on the device; the variance is taken around the mean (two
-/// passes) so it stays accurate where the mean is large.
-pub fn device_stats(tensor: &Tensor) -> Result<TensorStats, Error> {
+/// `[finite count, sum, centered sum of squares, sum of |x|, sum of squares,
+/// min, max, zero count]` as a tensor on the tensor's device; `None` when empty.
+fn device_scalars(tensor: &Tensor) -> Result<Option<Tensor>, Error> {
     let x = tensor.flatten_all()?.to_dtype(DType::F32)?;
-    let count = x.elem_count() as u64;
-    if count == 0 {
-        return Ok(StatsAccumulator::new().finish());
+    if x.elem_count() == 0 {
+        return Ok(None);
     }
     // |x| <= MAX is false for NaN and for both infinities.
     let finite = x.abs()?.le(f32::MAX as f64)?;
@@ -67,9 +128,13 @@ pub fn device_stats(tensor: &Tensor) -> Result<TensorStats, Error> {
         finite.where_cond(&x, &inf.neg()?)?.max_all()?,
         x.eq(0f64)?.to_dtype(DType::F32)?.sum_all()?,
     ];
-    let host = Tensor::stack(&scalars, 0)?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
-    let [n, sum, var_sum, abs_sum, sq_sum, min, max, zeros] = host[..] else {
-        unreachable!("eight scalars were stacked")
+    Ok(Some(Tensor::stack(&scalars, 0)?))
+}
+
+/// [`TensorStats`] from the scalars of [`device_scalars`].
+fn decode(count: u64, host: &[f64]) -> TensorStats {
+    let [n, sum, var_sum, abs_sum, sq_sum, min, max, zeros] = host[..SCALARS] else {
+        unreachable!("SCALARS values are passed")
     };
     let n_finite = n.round() as u64;
     let mut out = StatsAccumulator::new().finish();
@@ -84,12 +149,23 @@ pub fn device_stats(tensor: &Tensor) -> Result<TensorStats, Error> {
         out.min = min;
         out.max = max;
     }
-    Ok(out)
+    out
 }
 
-/// [`UnitStats`] computed with candle ops; `None` for a tensor without a
-/// batch and a unit dimension.
+/// [`UnitStats`] computed with candle ops and read back; `None` for a tensor
+/// without a batch and a unit dimension.
 pub fn device_unit_stats(tensor: &Tensor, activation: &Activation) -> Result<Option<UnitStats>, Error> {
+    let Some(scalars) = device_unit_scalars(tensor, activation)? else { return Ok(None) };
+    let host = scalars.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+    Ok(Some(UnitStats {
+        dead_frac: host[0],
+        saturated_frac: activation.saturation_bounds().map(|_| host[1]),
+        batch_std: host[2],
+    }))
+}
+
+/// `[dead fraction, saturated fraction, batch std]` on the tensor's device.
+fn device_unit_scalars(tensor: &Tensor, activation: &Activation) -> Result<Option<Tensor>, Error> {
     let dims = tensor.dims();
     if dims.len() < 2 || dims.contains(&0) {
         return Ok(None);
@@ -102,8 +178,7 @@ pub fn device_unit_stats(tensor: &Tensor, activation: &Activation) -> Result<Opt
     let dead = active.lt(DEAD_ACTIVE_FRACTION)?.to_dtype(DType::F32)?.mean_all()?;
     let centered = per_unit.broadcast_sub(&per_unit.mean_keepdim(0)?)?;
     let batch_std = centered.sqr()?.mean(0)?.sqrt()?.mean_all()?;
-    let bounds = activation.saturation_bounds();
-    let saturated = match bounds {
+    let saturated = match activation.saturation_bounds() {
         Some((lo, hi)) => {
             let at_bound = (per_unit.lt(lo + SATURATION_MARGIN)?.to_dtype(DType::F32)?
                 + per_unit.gt(hi - SATURATION_MARGIN)?.to_dtype(DType::F32)?)?;
@@ -111,12 +186,7 @@ pub fn device_unit_stats(tensor: &Tensor, activation: &Activation) -> Result<Opt
         }
         None => dead.zeros_like()?,
     };
-    let host = Tensor::stack(&[dead, saturated, batch_std], 0)?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
-    Ok(Some(UnitStats {
-        dead_frac: host[0],
-        saturated_frac: bounds.map(|_| host[1]),
-        batch_std: host[2],
-    }))
+    Ok(Some(Tensor::stack(&[dead, saturated, batch_std], 0)?))
 }
 
 /// Copies a tensor to the host for a checkpoint.
@@ -169,16 +239,22 @@ impl ParamRecorder {
         varmap: &VarMap,
         grads: Option<&GradStore>,
     ) -> Result<(), Error> {
+        let mut rows: Vec<(String, TensorKind, Tensor)> = Vec::new();
         for (name, value) in sorted_vars(varmap) {
-            recorder.log_tensor(step, &name, TensorKind::Weight, &tensor_stats(&value)?)?;
             if let Some(grad) = grads.and_then(|g| g.get(&value)) {
-                recorder.log_tensor(step, &name, TensorKind::Grad, &tensor_stats(grad)?)?;
+                rows.push((name.clone(), TensorKind::Grad, grad.clone()));
             }
             if let Some(before) = self.previous.get(&name) {
-                let update = (&value - before)?;
-                recorder.log_tensor(step, &name, TensorKind::Update, &tensor_stats(&update)?)?;
+                rows.push((name.clone(), TensorKind::Update, (&value - before)?));
             }
-            self.previous.insert(name, value.copy()?.detach());
+            self.previous.insert(name.clone(), value.copy()?.detach());
+            rows.push((name, TensorKind::Weight, value));
+        }
+        // Weight, grad, update per parameter, as the format lists the kinds.
+        rows.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+        let inputs: Vec<(&Tensor, Option<&Activation>)> = rows.iter().map(|(_, _, t)| (t, None)).collect();
+        for ((name, kind, _), stats) in rows.iter().zip(stats_many(&inputs)?) {
+            recorder.log_tensor(step, name, *kind, &stats)?;
         }
         Ok(())
     }
@@ -275,6 +351,22 @@ mod tests {
                 assert!(close(a, b, 1e-9));
             }
         }
+    }
+
+    #[test]
+    fn batched_device_reductions_match_one_by_one() {
+        let a = Tensor::from_vec(sample(), (7, 11, 13), &Device::Cpu).unwrap();
+        let b = Tensor::from_vec((0..60).map(|i| (i % 9) as f32 / 9.0).collect::<Vec<_>>(), (12, 5), &Device::Cpu).unwrap();
+        let empty = Tensor::zeros((0, 3), DType::F32, &Device::Cpu).unwrap();
+        let relu = Activation::Relu;
+        let batched = device_stats_many(&[(&a, None), (&empty, None), (&b, Some(&relu))]).unwrap();
+        let host = stats_many(&[(&a, None), (&empty, None), (&b, Some(&relu))]).unwrap();
+        assert!(close(batched[0].std, host[0].std, 1e-5) && close(batched[0].mean, host[0].mean, 1e-5));
+        assert_eq!((batched[1].count, host[1].count), (0, 0));
+        assert!(close(batched[2].l2, host[2].l2, 1e-5));
+        assert!(close(batched[2].dead_frac.unwrap(), host[2].dead_frac.unwrap(), 1e-9));
+        assert!(close(batched[2].batch_std.unwrap(), host[2].batch_std.unwrap(), 1e-5));
+        assert_eq!(batched[2].saturated_frac, None);
     }
 
     #[test]
