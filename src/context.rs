@@ -80,6 +80,12 @@ impl<'a> Context<'a> {
         self.run.metrics.series(name).unwrap_or_default()
     }
 
+    /// A lone safetensors file with no step and no metrics: its weights are
+    /// a snapshot of unknown age, not known to be the initialization.
+    pub fn is_bare(&self) -> bool {
+        self.run.metrics.rows() == 0 && self.run.checkpoints.len() == 1 && self.run.checkpoints[0].step.is_none()
+    }
+
     pub fn num_classes(&self) -> Option<usize> {
         let task = self.run.meta.task.as_ref();
         task.and_then(|t| t.num_classes)
@@ -142,7 +148,10 @@ impl<'a> Context<'a> {
         }
         let activations = self.layer_activations();
         for checkpoint in &self.run.checkpoints {
-            let Some(step) = checkpoint.step else { continue };
+            // A checkpoint that names no step (a bare model.safetensors) is
+            // read as one snapshot at step 0; `is_bare` tells rules it may not
+            // be the initialization.
+            let step = checkpoint.step.unwrap_or(0);
             for entry in checkpoint.tensors.iter().filter(|e| e.is_float()) {
                 let (kind, name) = classify(&entry.name);
                 let Some(kind) = kind else { continue };

@@ -40,3 +40,28 @@ fn handwritten_run_loads() {
     assert_eq!((stats.count, stats.min, stats.max, stats.zero_frac), (6, -1.0, 1.0, 1.0 / 6.0));
     assert_eq!(ckpt.values(ckpt.tensor("labels").unwrap()).unwrap(), [3.0, 1.0]);
 }
+
+#[test]
+fn bare_model_file_gets_the_weight_rules() {
+    use postmortem::analysis::analyze;
+    use postmortem::config::Config;
+    use postmortem::rules::Status;
+    use postmortem_recorder::HostTensor;
+    // A downloaded model: no run.json, no step; fc1 never broke symmetry.
+    let fc1 = HostTensor::from_f32(vec![4, 3], &[0.0; 12]);
+    let fc2: Vec<f32> = (0..8).map(|i| (i as f32 - 3.5) / 10.0).collect();
+    let fc2 = HostTensor::from_f32(vec![2, 4], &fc2);
+    let fc3 = HostTensor::from_f32(vec![2, 2], &[0.3, -0.3, 0.35, -0.35]);
+    let tensors = [("fc1.weight", &fc1), ("fc2.weight", &fc2), ("fc3.weight", &fc3)];
+    let bytes = safetensors::serialize(tensors, None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("model.safetensors");
+    std::fs::write(&path, bytes).unwrap();
+    let run = Run::load(&path).unwrap();
+    let analysis = analyze(&run, &Config::default());
+    let status = |id: &str| analysis.rules.iter().find(|r| r.rule == id).unwrap().status;
+    assert_eq!(status("zero-or-symmetric-init"), Status::Fired);
+    assert_eq!(status("init-scale-off"), Status::Skipped);
+    assert_eq!(status("weight-variance-skew"), Status::Passed);
+    assert_eq!(status("loss-not-decreasing"), Status::Skipped);
+}

@@ -34,6 +34,7 @@ fn missing(id: &'static str, title: &'static str, section: Section, what: &str) 
 pub fn all(ctx: &Context, analysis: &Analysis) -> Vec<Figure> {
     vec![
         loss(ctx, analysis),
+        inputs(ctx),
         class_counts(ctx),
         lr_and_grad_norm(ctx),
         layer_grad_norms(ctx),
@@ -54,7 +55,8 @@ pub fn figure_for(rule: &str) -> Option<&'static str> {
         "zero-or-symmetric-init" | "init-scale-off" | "weight-variance-skew" => "weights",
         "dead-relus" | "saturated-activations" => "activation-units",
         "vanishing-activations" => "activation-signal",
-        "inputs-not-centered" | "untapped-pretrained-weights" => return None,
+        "inputs-not-centered" => "inputs",
+        "untapped-pretrained-weights" => return None,
         _ => "loss",
     })
 }
@@ -259,6 +261,61 @@ fn activation_signal(ctx: &Context) -> Figure {
         .collect();
     let y_label = if uses_batch_std { "spread across the batch (log)" } else { "std of the output (log)" };
     drawn(id, title, section, Chart { title: title.into(), x_label: "layer".into(), y_label: y_label.into(), log_y: true, series, categories: Some(names), ..Default::default() })
+}
+
+/// Mean and std of each input channel (dimension 1) of a batch, for at most
+/// 64 channels.
+fn channel_moments(values: &[f64], shape: &[usize]) -> Option<Vec<(f64, f64)>> {
+    let (&batch, rest) = shape.split_first()?;
+    let channels = *rest.first()?;
+    let inner: usize = rest[1..].iter().product();
+    if batch == 0 || channels == 0 || batch * channels * inner != values.len() {
+        return None;
+    }
+    let moments = (0..channels.min(64))
+        .map(|c| {
+            let cell = (0..batch).flat_map(|b| {
+                let start = (b * channels + c) * inner;
+                values[start..start + inner].iter().copied()
+            });
+            let n = (batch * inner) as f64;
+            let mean = cell.clone().sum::<f64>() / n;
+            let var = cell.map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
+            (mean, var.sqrt())
+        })
+        .collect();
+    Some(moments)
+}
+
+fn inputs(ctx: &Context) -> Figure {
+    let (id, title, section) = ("inputs", "Inputs: mean and standard deviation", Section::Data);
+    let batch = ctx.run.checkpoints.iter().find_map(|c| {
+        let entry = c.tensor(postmortem_recorder::format::INPUT_TENSOR)?;
+        channel_moments(&c.values(entry).ok()?, &entry.shape).map(|m| (c.step.unwrap_or(0), m))
+    });
+    if let Some((step, moments)) = batch {
+        let series = vec![
+            Series { name: format!("mean at step {step}"), points: moments.iter().enumerate().map(|(i, m)| (i as f64, m.0)).collect() },
+            Series { name: format!("std at step {step}"), points: moments.iter().enumerate().map(|(i, m)| (i as f64, m.1)).collect() },
+        ];
+        let categories = Some((0..moments.len()).map(|i| i.to_string()).collect());
+        return drawn(
+            id,
+            title,
+            section,
+            Chart { title: title.into(), x_label: "input channel (or feature)".into(), y_label: "value".into(), series, categories, bars: true, ..Default::default() },
+        );
+    }
+    let recorded = ctx.stats(TensorKind::Input);
+    let Some((name, stats)) = recorded.iter().next() else {
+        return missing(id, title, section, "record the input batch: an `input` tensor in a checkpoint, or kind \"input\" statistics in tensors.jsonl");
+    };
+    let over = |pick: fn(&postmortem_recorder::TensorStats) -> f64| points(&stats.iter().map(|(s, st)| (*s, pick(st))).collect::<Vec<_>>());
+    let series = vec![
+        Series { name: format!("mean of {name}"), points: over(|s| s.mean) },
+        Series { name: format!("std of {name}"), points: over(|s| s.std) },
+    ];
+    drawn(id, title, section, Chart { title: title.into(), x_label: "step".into(), y_label: "value".into(), series, ..Default::default() })
 }
 
 fn class_counts(ctx: &Context) -> Figure {

@@ -73,6 +73,11 @@ impl Rule for InitScaleOff {
     }
 
     fn check(&self, ctx: &Context, options: &Options) -> Outcome {
+        if ctx.is_bare() {
+            return Outcome::Skipped(
+                "a bare checkpoint with no step: its weights may be trained, not initial; record a checkpoint at step 0".into(),
+            );
+        }
         let layers = ctx.weight_layers();
         let weights = ctx.stats(TensorKind::Weight);
         let normalized = normalized_layers(ctx);

@@ -8,7 +8,9 @@ declare_rule! {
     /// ## What it does
     /// Checks the weights at initialization (step 0) for symmetry: a weight
     /// matrix that is all zero, all one constant, or whose rows (output units
-    /// or filters) are copies of each other.
+    /// or filters) are copies of each other. A bare checkpoint with no step
+    /// (a downloaded `model.safetensors`) is checked as it is: trained weights
+    /// that are constant or duplicated are just as symmetric.
     ///
     /// ## Why it matters
     /// Units that start identical receive identical gradients and stay
@@ -75,7 +77,7 @@ impl Rule for ZeroOrSymmetricInit {
             }
         }
         let limit = options.get("max_duplicate_rows");
-        let checkpoint = ctx.run.checkpoints.iter().find(|c| c.step == Some(0));
+        let checkpoint = ctx.run.checkpoints.iter().find(|c| c.step.unwrap_or(0) == 0);
         for (layer, stats) in &at_init {
             if stats.std == 0.0 {
                 continue;
