@@ -1,6 +1,7 @@
 //! Pieces of advice that several rules give, written once.
 
 use crate::context::Context;
+use postmortem_recorder::{TensorKind, TensorStats};
 use crate::summary::format_number;
 
 /// "the next learning rates to try, in logarithmic steps", from the run's own.
@@ -21,4 +22,21 @@ pub fn next_learning_rates(ctx: &Context, lower: bool) -> String {
 /// Percent with one decimal.
 pub fn percent(fraction: f64) -> String {
     format!("{:.1}%", fraction * 100.0)
+}
+
+/// For each layer output that `applies`, the last recorded value of a
+/// per-unit fraction (`dead_frac`, `saturated_frac`): `(layer, step, value)`.
+pub fn last_unit_fractions(
+    ctx: &Context,
+    applies: impl Fn(&str, &[(u64, TensorStats)]) -> bool,
+    pick: fn(&TensorStats) -> Option<f64>,
+) -> Vec<(String, u64, f64)> {
+    ctx.stats(TensorKind::Activation)
+        .iter()
+        .filter(|(layer, series)| applies(layer, series))
+        .filter_map(|(layer, series)| {
+            let (step, value) = series.iter().rev().find_map(|(step, s)| Some((*step, pick(s)?)))?;
+            Some((layer.clone(), step, value))
+        })
+        .collect()
 }

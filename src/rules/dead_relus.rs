@@ -1,8 +1,8 @@
-use super::common::percent;
+use super::common::{last_unit_fractions, percent};
 use super::{declare_rule, Evidence, Finding, Options, Outcome, Rule, RuleMeta, Severity};
 use crate::summary::format_number;
 use crate::context::Context;
-use postmortem_recorder::{Activation, TensorKind};
+use postmortem_recorder::Activation;
 
 declare_rule! {
     /// ## What it does
@@ -43,24 +43,19 @@ impl Rule for DeadRelus {
     }
 
     fn check(&self, ctx: &Context, options: &Options) -> Outcome {
-        let activations = ctx.stats(TensorKind::Activation);
         let limit = options.get("max_fraction");
-        let mut checked = 0;
+        let relu = |layer: &str, series: &[(u64, postmortem_recorder::TensorStats)]| match ctx.activation_of(layer) {
+            Some(a) => a == Activation::Relu,
+            None => series.iter().all(|(_, s)| !(s.min < 0.0)),
+        };
+        let layers = last_unit_fractions(ctx, relu, |s| s.dead_frac);
+        let checked = layers.len();
         let mut findings = Vec::new();
-        for (layer, series) in activations {
-            let relu = match ctx.activation_of(layer) {
-                Some(a) => a == Activation::Relu,
-                None => series.iter().all(|(_, s)| !(s.min < 0.0)),
-            };
-            if !relu {
-                continue;
-            }
-            let Some((step, fraction)) = series.iter().rev().find_map(|(step, s)| Some((*step, s.dead_frac?))) else { continue };
-            checked += 1;
+        for (layer, step, fraction) in layers {
             if fraction > limit {
                 findings.push(
                     Finding::new(Self::META.id, Severity::Error, format!("{} of the ReLU units of {layer} are dead at step {step}", percent(fraction)))
-                        .evidence(Evidence::new(format!("dead units in {layer}"), fraction).threshold(format!("<= {}", format_number(limit))).at(step).tensor(layer))
+                        .evidence(Evidence::new(format!("dead units in {layer}"), fraction).threshold(format!("<= {}", format_number(limit))).at(step).tensor(&layer))
                         .recommend(
                             "check the initialization (He, biases at 0 or a small positive 0.01) and lower the learning \
                              rate; use leaky ReLU or maxout if units keep dying",

@@ -1,8 +1,8 @@
-use super::common::percent;
+use super::common::{last_unit_fractions, percent};
 use super::{declare_rule, Evidence, Finding, Options, Outcome, Rule, RuleMeta, Severity};
 use crate::summary::format_number;
 use crate::context::Context;
-use postmortem_recorder::{Activation, TensorKind};
+use postmortem_recorder::Activation;
 
 declare_rule! {
     /// ## What it does
@@ -44,35 +44,27 @@ impl Rule for SaturatedActivations {
     }
 
     fn check(&self, ctx: &Context, options: &Options) -> Outcome {
-        let activations = ctx.stats(TensorKind::Activation);
         let limit = options.get("max_fraction");
-        let mut checked = 0;
+        let saturating = |layer: &str, series: &[(u64, postmortem_recorder::TensorStats)]| {
+            ctx.activation_of(layer).and_then(|a| a.saturation_bounds()).is_some() || series.iter().any(|(_, s)| s.saturated_frac.is_some())
+        };
+        let layers = last_unit_fractions(ctx, saturating, |s| s.saturated_frac);
+        let checked = layers.len();
         let mut findings = Vec::new();
-        for (layer, series) in activations {
-            let saturating = ctx.activation_of(layer).and_then(|a| a.saturation_bounds()).is_some()
-                || series.iter().any(|(_, s)| s.saturated_frac.is_some());
-            if !saturating {
-                continue;
-            }
-            let Some((step, fraction)) = series.iter().rev().find_map(|(step, s)| Some((*step, s.saturated_frac?))) else { continue };
-            checked += 1;
+        for (layer, step, fraction) in layers {
             if fraction > limit {
-                let name = match ctx.activation_of(layer) {
+                let name = match ctx.activation_of(&layer) {
                     Some(Activation::Sigmoid) => "sigmoid",
                     Some(Activation::Tanh) => "tanh",
                     _ => "saturating",
                 };
                 findings.push(
-                    Finding::new(
-                        Self::META.id,
-                        Severity::Warning,
-                        format!("{} of the {name} units of {layer} are saturated at step {step}", percent(fraction)),
-                    )
-                    .evidence(Evidence::new(format!("saturated units in {layer}"), fraction).threshold(format!("<= {}", format_number(limit))).at(step).tensor(layer))
-                    .recommend(
-                        "standardize the inputs and initialize with Glorot (std sqrt(2 / (fan_in + fan_out))); add batch \
-                         normalization before the nonlinearity, or use ReLU in hidden layers",
-                    ),
+                    Finding::new(Self::META.id, Severity::Warning, format!("{} of the {name} units of {layer} are saturated at step {step}", percent(fraction)))
+                        .evidence(Evidence::new(format!("saturated units in {layer}"), fraction).threshold(format!("<= {}", format_number(limit))).at(step).tensor(&layer))
+                        .recommend(
+                            "standardize the inputs and initialize with Glorot (std sqrt(2 / (fan_in + fan_out))); add batch \
+                             normalization before the nonlinearity, or use ReLU in hidden layers",
+                        ),
                 );
             }
         }
