@@ -78,7 +78,8 @@ pub fn analyze(run: &Run, config: &Config) -> Analysis {
         warnings: count(Severity::Warning),
         infos: count(Severity::Info),
         skipped: results.iter().filter(|r| r.status == Status::Skipped).count(),
-        incomplete: !run.is_complete(),
+        // A bare weights file has no status to be incomplete about.
+        incomplete: !run.is_complete() && !run.source.is_file(),
     };
     Analysis { run: summary, verdict, findings, rules: results }
 }

@@ -46,6 +46,8 @@ pub struct Cli {
 pub enum Command {
     /// Check a run against the debugging checklist and report what went wrong.
     Analyze(AnalyzeArgs),
+    /// Analyze every run under an archive folder, in parallel, and rank them.
+    Audit(AuditArgs),
     /// List the rules, one line each.
     Rules {
         #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -86,6 +88,38 @@ pub struct AnalyzeArgs {
     pub out: Option<PathBuf>,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    /// A folder of runs: every folder with a run.json under it, and every
+    /// .safetensors file outside runs. Symbolic links are not followed.
+    pub archive: PathBuf,
+    /// Where to write index.html, summary.csv, summary.json and runs/<run>/.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Runs analyzed at once (default: one per core).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Exit with 1 when a run has a finding this severe, or could not be read.
+    #[arg(long, value_enum, default_value_t = FailOn::Error)]
+    pub fail_on: FailOn,
+    /// Only runs with a file modified on or after this day (YYYY-MM-DD, UTC).
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+    /// Reuse the results of runs whose files have not changed since the last
+    /// audit into the same --out folder.
+    #[arg(long)]
+    pub changed: bool,
+    /// A configuration file for every run (see `analyze --config`).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Skip these rules (comma-separated ids).
+    #[arg(long, value_delimiter = ',')]
+    pub ignore: Vec<String>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Text,
@@ -115,6 +149,7 @@ impl FailOn {
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Analyze(args) => analyze(&args),
+        Command::Audit(args) => audit(&args),
         Command::Rules { format } => list_rules(format),
         Command::Explain { rule } => explain(&rule),
     };
@@ -139,6 +174,10 @@ enum CliError {
     Json(#[from] serde_json::Error),
     #[error(transparent)]
     Report(#[from] crate::report::ReportError),
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("--since {0:?}: expected a day as YYYY-MM-DD")]
+    BadDate(String),
     #[error("--out {}: inside the run directory {}; postmortem never writes into a run", out.display(), run.display())]
     OutInsideRun { out: PathBuf, run: PathBuf },
 }
@@ -176,6 +215,60 @@ fn analyze(args: &AnalyzeArgs) -> Result<u8, CliError> {
         (FailOn::Never, _) | (_, None) => false,
         (_, Some(t)) => analysis.highest().is_some_and(|s| s >= t),
     };
+    Ok(if failed { EXIT_FINDINGS } else { EXIT_OK })
+}
+
+fn audit(args: &AuditArgs) -> Result<u8, CliError> {
+    use std::io::IsTerminal;
+    let mut config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    config.merge_cli(&[], &args.ignore, &[])?;
+    let since = match &args.since {
+        Some(text) => Some(crate::audit::parse_date(text).ok_or_else(|| CliError::BadDate(text.clone()))?),
+        None => None,
+    };
+    let options = crate::audit::AuditOptions {
+        jobs: args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        progress: !args.quiet && std::io::stderr().is_terminal(),
+        since,
+        changed_only: args.changed,
+    };
+    let io = |path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |source| CliError::Io { path, source }
+    };
+    std::fs::create_dir_all(&args.out).map_err(io(&args.out))?;
+    let result = crate::audit::run(&args.archive, &args.out, &config, &options).map_err(io(&args.archive))?;
+    let write = |name: &str, text: String| std::fs::write(args.out.join(name), text).map_err(io(&args.out.join(name)));
+    write("index.html", export::audit_html::render(&result))?;
+    write("summary.csv", export::audit_csv::render(&result))?;
+    write("summary.json", serde_json::to_string_pretty(&result.rows)? + "\n")?;
+    write(crate::audit::STATE_FILE, serde_json::to_string(&result.rows)?)?;
+    let counts: Vec<String> = result.counts().iter().map(|(v, n)| format!("{n} {v}")).collect();
+    let mut extra = String::new();
+    if result.left_out > 0 {
+        extra.push_str(&format!(", {} left out by --since", result.left_out));
+    }
+    if result.reused > 0 {
+        extra.push_str(&format!(", {} unchanged since the last audit", result.reused));
+    }
+    println!("audited {} runs: {}{extra}; see {}", result.rows.len(), counts.join(", "), args.out.join("index.html").display());
+    for row in result.rows.iter().filter(|r| r.error.is_some()) {
+        eprintln!("warning: {}: {}", row.run, row.error.as_deref().unwrap_or_default());
+    }
+    let threshold = match args.fail_on {
+        FailOn::Never => None,
+        other => other.threshold(),
+    };
+    let severity = |verdict: &str| match verdict {
+        "error" | "unreadable" => Some(Severity::Error),
+        "warning" => Some(Severity::Warning),
+        "info" => Some(Severity::Info),
+        _ => None,
+    };
+    let failed = threshold.is_some_and(|t| result.rows.iter().any(|r| severity(&r.verdict).is_some_and(|s| s >= t)));
     Ok(if failed { EXIT_FINDINGS } else { EXIT_OK })
 }
 

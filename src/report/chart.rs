@@ -24,6 +24,8 @@ pub struct Chart {
     pub y_label: String,
     /// Draw y on a log10 axis (values <= 0 are left out).
     pub log_y: bool,
+    /// Draw x on a log10 axis (values <= 0 are left out).
+    pub log_x: bool,
     pub series: Vec<Series>,
     /// Horizontal reference lines: (label, y).
     pub hlines: Vec<(String, f64)>,
@@ -64,20 +66,29 @@ fn register_font() {
     });
 }
 
+/// A value as drawn on an axis: log10 on a log axis, where only positive
+/// values exist; non-finite values are never drawn.
+fn on_axis(log: bool, v: f64) -> Option<f64> {
+    match log {
+        true if v > 0.0 && v.is_finite() => Some(v.log10()),
+        true => None,
+        false if v.is_finite() => Some(v),
+        false => None,
+    }
+}
+
 impl Chart {
-    /// The chart's y values as drawn (log10 when `log_y`).
     fn y(&self, v: f64) -> Option<f64> {
-        match self.log_y {
-            true if v > 0.0 && v.is_finite() => Some(v.log10()),
-            true => None,
-            false if v.is_finite() => Some(v),
-            false => None,
-        }
+        on_axis(self.log_y, v)
+    }
+
+    fn x(&self, v: f64) -> Option<f64> {
+        on_axis(self.log_x, v)
     }
 
     fn bounds(&self) -> (f64, f64, f64, f64) {
-        let mut xs: Vec<f64> = self.series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).filter(|x| x.is_finite()).collect();
-        xs.extend(self.markers.iter().map(|m| m.1));
+        let mut xs: Vec<f64> = self.series.iter().flat_map(|s| s.points.iter().filter_map(|p| self.x(p.0))).collect();
+        xs.extend(self.markers.iter().filter_map(|m| self.x(m.1)));
         let mut ys: Vec<f64> = self.series.iter().flat_map(|s| s.points.iter().filter_map(|p| self.y(p.1))).collect();
         ys.extend(self.hlines.iter().filter_map(|h| self.y(h.1)));
         if let Some((_, lo, hi)) = &self.band {
@@ -141,6 +152,7 @@ impl Chart {
         let log = self.log_y;
         let y_format = move |v: &f64| if log { two_digits(10f64.powf(*v)) } else { format_number(*v) };
         let categories = self.categories.clone();
+        let log_x = self.log_x;
         let x_format = move |v: &f64| match &categories {
             Some(names) => {
                 let i = v.round();
@@ -150,6 +162,7 @@ impl Chart {
                     String::new()
                 }
             }
+            None if log_x => two_digits(10f64.powf(*v)),
             None => format_number(*v),
         };
         let mut mesh = chart.configure_mesh();
@@ -176,7 +189,7 @@ impl Chart {
         let count = self.series.len().max(1) as f64;
         for (i, series) in self.series.iter().enumerate() {
             let color = PALETTE[i % PALETTE.len()];
-            let points: Vec<(f64, f64)> = series.points.iter().filter_map(|&(x, y)| Some((x, self.y(y)?))).collect();
+            let points: Vec<(f64, f64)> = series.points.iter().filter_map(|&(x, y)| Some((self.x(x)?, self.y(y)?))).collect();
             let drawn = if self.bars {
                 let width = 0.8 / count;
                 let base = if y0 > 0.0 { y0 } else { 0.0 };
@@ -201,18 +214,18 @@ impl Chart {
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
             }
         }
-        for (i, (label, x)) in self.markers.iter().enumerate() {
-            chart.draw_series(std::iter::once(PathElement::new(vec![(*x, y0), (*x, y1)], MARKER.stroke_width(1))))?;
+        for (i, (label, x)) in self.markers.iter().filter_map(|(l, x)| Some((l, self.x(*x)?))).enumerate() {
+            chart.draw_series(std::iter::once(PathElement::new(vec![(x, y0), (x, y1)], MARKER.stroke_width(1))))?;
             // Stagger labels so that close markers stay readable.
             let y = y1 - (y1 - y0) * (0.06 + 0.07 * (i % 3) as f64);
             let style = (FAMILY, 12).into_font().color(&MARKER);
             // Labels near the right edge go to the left of their line.
-            let (text, style) = if *x > x0 + 0.75 * (x1 - x0) {
+            let (text, style) = if x > x0 + 0.75 * (x1 - x0) {
                 (format!("{label} "), style.pos(Pos::new(HPos::Right, VPos::Top)))
             } else {
                 (format!(" {label}"), style)
             };
-            chart.draw_series(std::iter::once(Text::new(text, (*x, y), style)))?;
+            chart.draw_series(std::iter::once(Text::new(text, (x, y), style)))?;
         }
         chart
             .configure_series_labels()

@@ -21,8 +21,10 @@ declare_rule! {
     /// None.
     ///
     /// ## Known problems
-    /// It cannot see sibling runs; a batch audit can. "Failed to learn" means
-    /// the loss fell by less than a tenth or stayed near the loss of guessing.
+    /// A single run cannot see its siblings: `postmortem audit` names the runs
+    /// on a standard corpus in the same folder as the control. "Failed to
+    /// learn" means the loss fell by less than a tenth or stayed near the loss
+    /// of guessing.
     pub struct NoStandardBaseline {
         id: "no-standard-baseline",
         checklist: "Train on standard corpora",

@@ -1,0 +1,133 @@
+//! `postmortem audit` over an archive built from the fixtures: nested folders,
+//! a broken run, a symlink loop, a link out of the tree, a bare checkpoint.
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn postmortem(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_postmortem")).args(args).output().unwrap()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
+fn archive() -> tempfile::TempDir {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    copy_dir(&fixtures.join("runs/healthy"), &root.join("team-a/healthy"));
+    copy_dir(&fixtures.join("runs/dead-relu"), &root.join("team-a/2026/dead-relu"));
+    copy_dir(&fixtures.join("runs/crashed"), &root.join("team-b/crashed"));
+    std::fs::create_dir_all(root.join("team-b/broken")).unwrap();
+    std::fs::write(root.join("team-b/broken/run.json"), "{\"format\": ").unwrap();
+    std::fs::copy(fixtures.join("handwritten/checkpoints/step-00000009.safetensors"), root.join("team-b/model.safetensors")).unwrap();
+    // A checkpoint still being written is not a run.
+    std::fs::write(root.join("team-b/half.safetensors.tmp"), b"partial").unwrap();
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(root, root.join("team-b/loop")).unwrap();
+        std::os::unix::fs::symlink(fixtures.join("runs"), root.join("outside")).unwrap();
+    }
+    dir
+}
+
+fn rows(out: &Path) -> Vec<(String, String)> {
+    let json: Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    json.as_array().unwrap().iter().map(|r| (r["run"].as_str().unwrap().to_string(), r["verdict"].as_str().unwrap().to_string())).collect()
+}
+
+#[test]
+fn audit_lists_every_run_once_with_its_verdict() {
+    let archive = archive();
+    let out = tempfile::tempdir().unwrap();
+    let result = postmortem(&["audit", archive.path().to_str().unwrap(), "--out", out.path().to_str().unwrap(), "--jobs", "2"]);
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert_eq!(result.status.code(), Some(1), "{stdout}{}", String::from_utf8_lossy(&result.stderr));
+    assert_eq!(
+        rows(out.path()),
+        [
+            ("team-a/2026/dead-relu".to_string(), "error".to_string()),
+            ("team-a/healthy".into(), "clean".into()),
+            ("team-b/broken".into(), "unreadable".into()),
+            ("team-b/crashed".into(), "clean".into()),
+            ("team-b/model.safetensors".into(), "clean".into()),
+        ]
+    );
+    assert!(stdout.contains("audited 5 runs: 3 clean, 0 info, 0 warning, 1 error, 1 unreadable"), "{stdout}");
+    let csv = std::fs::read_to_string(out.path().join("summary.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 6);
+    assert!(csv.contains("team-b/broken,team-b/broken,unreadable,"), "{csv}");
+    let index = std::fs::read_to_string(out.path().join("index.html")).unwrap();
+    assert!(index.contains("href=\"runs/team-a__2026__dead-relu/report.html\""));
+    assert!(index.contains("team-b/crashed</a></td><td class=\"v v-clean\" data-sort=\"0\">clean (incomplete)"));
+    assert!(out.path().join("runs/team-a__healthy/report.html").is_file());
+    assert!(!out.path().join("runs/team-b__broken").exists());
+}
+
+#[test]
+fn changed_reuses_unchanged_runs_and_since_leaves_old_ones_out() {
+    let archive = archive();
+    let out = tempfile::tempdir().unwrap();
+    let (a, o) = (archive.path().to_str().unwrap(), out.path().to_str().unwrap());
+    let first = postmortem(&["audit", a, "--out", o, "--changed", "--fail-on", "never"]);
+    assert_eq!(first.status.code(), Some(0));
+    let before = rows(out.path());
+    // Touch one run: it is analyzed again, the others are reused.
+    let metrics = archive.path().join("team-a/healthy/metrics.jsonl");
+    let mut text = std::fs::read_to_string(&metrics).unwrap();
+    text.push('\n');
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(&metrics, text).unwrap();
+    let second = postmortem(&["audit", a, "--out", o, "--changed", "--fail-on", "never"]);
+    let stdout = String::from_utf8_lossy(&second.stdout);
+    assert!(stdout.contains("4 unchanged since the last audit"), "{stdout}");
+    assert_eq!(rows(out.path()), before);
+    let future = postmortem(&["audit", a, "--out", o, "--since", "2999-01-01"]);
+    assert!(String::from_utf8_lossy(&future.stdout).contains("audited 0 runs"), "{}", String::from_utf8_lossy(&future.stdout));
+    let bad = postmortem(&["audit", a, "--out", o, "--since", "soon"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let missing = postmortem(&["audit", "/nonexistent/archive", "--out", o]);
+    assert_eq!(missing.status.code(), Some(2));
+}
+
+#[test]
+fn a_control_on_a_standard_corpus_is_recognized() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/runs");
+    let archive = tempfile::tempdir().unwrap();
+    copy_dir(&fixtures.join("circles-linear"), &archive.path().join("exp/circles"));
+    copy_dir(&fixtures.join("healthy"), &archive.path().join("exp/digits-control"));
+    copy_dir(&fixtures.join("healthy"), &archive.path().join("elsewhere/digits"));
+    let out = tempfile::tempdir().unwrap();
+    postmortem(&["audit", archive.path().to_str().unwrap(), "--out", out.path().to_str().unwrap(), "--quiet"]);
+    let json: Value = serde_json::from_slice(&std::fs::read(out.path().join("summary.json")).unwrap()).unwrap();
+    let circles = json.as_array().unwrap().iter().find(|r| r["run"] == "exp/circles").unwrap();
+    assert_eq!(circles["controls"], serde_json::json!(["exp/digits-control"]));
+}
+
+#[test]
+fn sweeps_are_grouped_by_the_one_parameter_that_differs() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/runs/healthy");
+    let archive = tempfile::tempdir().unwrap();
+    for (i, lr) in ["0.0003", "0.003", "0.03"].iter().enumerate() {
+        let run = archive.path().join(format!("lr-{i}"));
+        copy_dir(&fixtures, &run);
+        let meta = std::fs::read_to_string(run.join("run.json")).unwrap().replace("\"learning_rate\": 0.003", &format!("\"learning_rate\": {lr}"));
+        std::fs::write(run.join("run.json"), meta).unwrap();
+    }
+    let out = tempfile::tempdir().unwrap();
+    postmortem(&["audit", archive.path().to_str().unwrap(), "--out", out.path().to_str().unwrap(), "--quiet"]);
+    let index = std::fs::read_to_string(out.path().join("index.html")).unwrap();
+    assert!(index.contains("learning_rate sweep over 3 runs"), "no sweep in the index");
+    assert!(index.contains("<figure><svg"));
+}
