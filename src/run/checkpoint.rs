@@ -18,6 +18,9 @@ use std::path::{Path, PathBuf};
 const MAX_HEADER_BYTES: u64 = 100_000_000;
 /// Bytes read at a time when streaming a tensor.
 const CHUNK_BYTES: usize = 1 << 20;
+/// The largest tensor read whole into memory (labels, logits, one batch's
+/// activations are far smaller); statistics of larger ones are streamed.
+const MAX_VALUES_BYTES: u64 = 256 << 20;
 
 /// One tensor of a checkpoint: where its bytes are, not the bytes.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -131,6 +134,13 @@ impl Checkpoint {
     /// A tensor's values as f64, for the small tensors rules look at whole
     /// (labels, logits, one batch's activations). Integer and float dtypes.
     pub fn values(&self, entry: &TensorEntry) -> Result<Vec<f64>, LoadError> {
+        if entry.bytes > MAX_VALUES_BYTES {
+            return Err(LoadError::Checkpoint {
+                path: self.path.clone(),
+                tensor: Some(entry.name.clone()),
+                message: format!("{} bytes is too large to read whole (limit {MAX_VALUES_BYTES})", entry.bytes),
+            });
+        }
         let mut out = Vec::with_capacity(entry.elements());
         let dtype = entry.dtype;
         let mut unsupported = false;
