@@ -9,6 +9,7 @@ use crate::series::{self, natural_cmp};
 use postmortem_recorder::format::{ACTIVATION_PREFIX, GRAD_PREFIX, INPUT_TENSOR, LABELS_TENSOR, LOGITS_TENSOR};
 use postmortem_recorder::stats::activation_stats;
 use postmortem_recorder::{Activation, TaskKind, TensorKind, TensorStats};
+use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::sync::{Mutex, OnceLock};
 
@@ -147,25 +148,35 @@ impl<'a> Context<'a> {
             all.entry(record.kind).or_default().entry(record.name.clone()).or_default().push((record.step, record.stats));
         }
         let activations = self.layer_activations();
+        // Tensors that tensors.jsonl lacks, read from the checkpoints in
+        // parallel: each is streamed from disk independently.
+        let mut wanted = Vec::new();
         for checkpoint in &self.run.checkpoints {
             // A checkpoint that names no step (a bare model.safetensors) is
             // read as one snapshot at step 0; `is_bare` tells rules it may not
             // be the initialization.
             let step = checkpoint.step.unwrap_or(0);
             for entry in checkpoint.tensors.iter().filter(|e| e.is_float()) {
-                let (kind, name) = classify(&entry.name);
-                let Some(kind) = kind else { continue };
-                let series = all.entry(kind).or_default().entry(name.to_string()).or_default();
-                if series.iter().any(|(s, _)| *s == step) {
-                    continue;
+                let (Some(kind), name) = classify(&entry.name) else { continue };
+                let recorded = all.get(&kind).and_then(|m| m.get(name)).is_some_and(|s| s.iter().any(|(at, _)| *at == step));
+                if !recorded {
+                    wanted.push((checkpoint, entry, kind, name, step));
                 }
+            }
+        }
+        let computed: Vec<_> = wanted
+            .par_iter()
+            .map(|&(checkpoint, entry, kind, name, step)| {
                 let stats = match kind {
                     TensorKind::Activation => self.checkpoint_activation(checkpoint, entry, activations.get(name)),
                     _ => self.read(checkpoint, entry, |c, e| c.stats(e)),
                 };
-                if let Some(stats) = stats {
-                    series.push((step, stats));
-                }
+                (kind, name, step, stats)
+            })
+            .collect();
+        for (kind, name, step, stats) in computed {
+            if let Some(stats) = stats {
+                all.entry(kind).or_default().entry(name.to_string()).or_default().push((step, stats));
             }
         }
         for series in all.values_mut().flat_map(|m| m.values_mut()) {

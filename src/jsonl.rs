@@ -7,6 +7,7 @@
 
 use crate::error::{LoadError, Warning};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::io::BufRead;
 use std::path::Path;
 
@@ -15,6 +16,29 @@ use std::path::Path;
 pub fn read_objects(
     path: &Path,
     mut each: impl FnMut(usize, Map<String, Value>) -> Result<(), LoadError>,
+) -> Result<Vec<Warning>, LoadError> {
+    read_lines(path, |number, bytes| {
+        let object = parse_object(bytes).map_err(LineError::Parse)?;
+        each(number, object).map_err(LineError::Load)
+    })
+}
+
+/// Why a line was not taken.
+pub enum LineError {
+    /// The line is not what it should be: an error, or a warning when it is
+    /// the cut-short last line.
+    Parse(String),
+    /// Stop the whole read.
+    Load(LoadError),
+}
+
+/// Calls `each(line_number, bytes)` for every non-empty line of `path`, with
+/// the line end, a byte-order mark and NUL padding taken care of. A parse
+/// error on a last line without its newline is a warning (a killed writer);
+/// anywhere else it is an error naming the line.
+pub fn read_lines(
+    path: &Path,
+    mut each: impl FnMut(usize, &[u8]) -> Result<(), LineError>,
 ) -> Result<Vec<Warning>, LoadError> {
     let file = std::fs::File::open(path).map_err(|e| LoadError::io(path, e))?;
     let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
@@ -51,19 +75,167 @@ pub fn read_objects(
             });
             continue;
         }
-        match parse_object(bytes) {
-            Ok(object) => each(number, object)?,
-            Err(message) if !complete => {
+        match each(number, bytes) {
+            Ok(()) => {}
+            Err(LineError::Load(e)) => return Err(e),
+            Err(LineError::Parse(message)) if !complete => {
                 warnings.push(Warning {
                     file: path.to_path_buf(),
                     line: Some(number),
                     message: format!("last line is cut short ({message}); the run was probably killed while writing it; skipped"),
                 });
             }
-            Err(message) => return Err(LoadError::Line { path: path.to_path_buf(), line: number, message }),
+            Err(LineError::Parse(message)) => return Err(LoadError::Line { path: path.to_path_buf(), line: number, message }),
         }
     }
     Ok(warnings)
+}
+
+/// A value of a metrics line, read without building a JSON tree.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Field<'a> {
+    /// A non-negative integer, kept exact (steps above 2^53).
+    Unsigned(u64),
+    Number(f64),
+    Null,
+    Text(Cow<'a, str>),
+    /// An array of non-negative integers (class counts).
+    Counts(Vec<u64>),
+    /// Anything else: booleans, objects, other arrays.
+    Other,
+}
+
+impl Field<'_> {
+    /// The value as a float, as [`number`] reads JSON values.
+    pub fn number(&self) -> Option<f64> {
+        match self {
+            Field::Number(v) => Some(*v),
+            Field::Unsigned(v) => Some(*v as f64),
+            Field::Text(t) => number(&Value::String(t.to_string())),
+            _ => None,
+        }
+    }
+
+    fn from_value(value: Value) -> Field<'static> {
+        match value {
+            Value::Number(n) => match n.as_u64() {
+                Some(u) => Field::Unsigned(u),
+                None => n.as_f64().map_or(Field::Other, Field::Number),
+            },
+            Value::Null => Field::Null,
+            Value::String(s) => Field::Text(Cow::Owned(s)),
+            Value::Array(items) => items.iter().map(|v| v.as_u64()).collect::<Option<Vec<u64>>>().map_or(Field::Other, Field::Counts),
+            _ => Field::Other,
+        }
+    }
+}
+
+/// The `(key, value)` pairs of one metrics line. Well-formed lines are read
+/// straight from the bytes (keys borrowed, numbers as floats); a line with bare
+/// NaN/Infinity tokens goes through [`parse_object`].
+pub fn parse_fields(bytes: &[u8]) -> Result<Vec<(Cow<'_, str>, Field<'_>)>, String> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let fast = serde::de::DeserializeSeed::deserialize(LineSeed, &mut de).and_then(|fields| de.end().map(|()| fields));
+    match fast {
+        Ok(fields) => Ok(fields),
+        Err(_) => Ok(parse_object(bytes)?.into_iter().map(|(k, v)| (Cow::Owned(k), Field::from_value(v))).collect()),
+    }
+}
+
+struct LineSeed;
+
+impl<'de> serde::de::DeserializeSeed<'de> for LineSeed {
+    type Value = Vec<(Cow<'de, str>, Field<'de>)>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for LineSeed {
+    type Value = Vec<(Cow<'de, str>, Field<'de>)>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(24));
+        while let Some(Key(key)) = map.next_key()? {
+            fields.push((key, map.next_value::<FieldOf>()?.0));
+        }
+        Ok(fields)
+    }
+}
+
+/// A key, borrowed from the line unless it holds escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+struct FieldOf<'de>(Field<'de>);
+
+impl<'de> serde::Deserialize<'de> for FieldOf<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = FieldOf<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a metric value")
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(FieldOf(Field::Number(v)))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(FieldOf(Field::Unsigned(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(FieldOf(Field::Number(v as f64)))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(FieldOf(Field::Null))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(FieldOf(Field::Other))
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(FieldOf(Field::Text(Cow::Borrowed(v))))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(FieldOf(Field::Text(Cow::Owned(v.to_string()))))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut counts = Vec::new();
+                let mut all_counts = true;
+                while let Some(v) = seq.next_element::<Value>()? {
+                    match v.as_u64() {
+                        Some(c) if all_counts => counts.push(c),
+                        _ => all_counts = false,
+                    }
+                }
+                Ok(FieldOf(if all_counts { Field::Counts(counts) } else { Field::Other }))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
+                Ok(FieldOf(Field::Other))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// Parses one line into a JSON object, allowing bare non-finite tokens.
@@ -160,6 +332,29 @@ mod tests {
         assert_eq!(number(&obj["g"]), Some(f64::NEG_INFINITY));
         assert_eq!(number(&obj["h"]), Some(f64::INFINITY));
         assert_eq!(obj["note"], Value::String("NaN is fine".into()));
+    }
+
+    #[test]
+    fn fast_fields_match_the_json_tree() {
+        for line in [
+            &br#"{"step":3,"loss":0.5,"n":7,"neg":-2,"s":"1.5","x":null,"c":[1,2],"b":true,"o":{"a":[1]},"k\u00e9y":1}"#[..],
+            br#"{"step":1,"loss":NaN,"g":-Infinity,"c":[3,4]}"#,
+        ] {
+            let fields = parse_fields(line).unwrap();
+            let tree = parse_object(line).unwrap();
+            assert_eq!(fields.len(), tree.len());
+            for (k, f) in &fields {
+                let expected = Field::from_value(tree[k.as_ref()].clone());
+                match (f, &expected) {
+                    (Field::Number(a), Field::Text(_)) => assert!(a.is_nan() || a.is_infinite() || Some(*a) == expected.number()),
+                    (Field::Unsigned(a), Field::Unsigned(b)) => assert_eq!(a, b),
+                    (Field::Text(_), Field::Number(_)) => unreachable!(),
+                    _ => assert!(f == &expected || f.number().is_some_and(|v| v.is_nan()), "{k}: {f:?} vs {expected:?}"),
+                }
+            }
+        }
+        assert!(parse_fields(b"{\"step\": 1,").is_err());
+        assert!(parse_fields(b"[1]").is_err());
     }
 
     #[test]

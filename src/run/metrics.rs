@@ -14,7 +14,8 @@
 use crate::error::{LoadError, Warning};
 use crate::jsonl;
 use polars::prelude::{Column, DataFrame};
-use serde_json::Value;
+use jsonl::Field;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -101,7 +102,12 @@ impl MetricsTable {
 #[derive(Default)]
 struct Builder {
     steps: Vec<u64>,
-    columns: BTreeMap<String, Vec<Option<f64>>>,
+    /// Column index by metric name.
+    names: BTreeMap<String, usize>,
+    columns: Vec<Vec<Option<f64>>>,
+    /// The previous line's keys by position, with their column: lines usually
+    /// repeat their keys in the same order, so most lookups are one compare.
+    recent: Vec<(String, usize)>,
     counts: BTreeMap<String, Vec<(u64, Vec<u64>)>>,
     ignored_keys: BTreeMap<String, usize>,
     resumes: Vec<(usize, u64, u64)>,
@@ -109,8 +115,9 @@ struct Builder {
 }
 
 impl Builder {
-    fn add_line(&mut self, line: usize, object: serde_json::Map<String, Value>) {
-        let Some(step) = object.get(STEP).and_then(step_of) else {
+    fn add_line(&mut self, line: usize, fields: Vec<(Cow<'_, str>, Field<'_>)>) {
+        let step = fields.iter().find(|(k, _)| k == STEP).and_then(|(_, v)| step_of(v));
+        let Some(step) = step else {
             self.stepless.push(line);
             return;
         };
@@ -123,41 +130,62 @@ impl Builder {
             }
             _ => self.push_row(step),
         };
-        for (key, value) in object {
+        for (position, (key, value)) in fields.into_iter().enumerate() {
             if key == STEP {
                 continue;
             }
-            if let Value::Array(items) = &value {
-                let counts: Option<Vec<u64>> = items.iter().map(|v| v.as_u64()).collect();
-                match counts {
-                    Some(counts) => {
-                        let series = self.counts.entry(key).or_default();
-                        match series.last_mut() {
-                            Some((s, c)) if *s == step => *c = counts,
-                            _ => series.push((step, counts)),
-                        }
+            match value {
+                Field::Counts(counts) => {
+                    let series = self.counts.entry(key.into_owned()).or_default();
+                    match series.last_mut() {
+                        Some((s, c)) if *s == step => *c = counts,
+                        _ => series.push((step, counts)),
                     }
-                    None => {
-                        self.ignored_keys.entry(key).or_insert(line);
-                    }
+                    continue;
                 }
-                continue;
+                Field::Other => {
+                    self.ignored_keys.entry(key.into_owned()).or_insert(line);
+                    continue;
+                }
+                _ => {}
             }
-            let number = jsonl::number(&value);
-            if number.is_none() && !value.is_null() && !is_missing_marker(&value) {
-                self.ignored_keys.entry(key.clone()).or_insert(line);
+            let number = value.number();
+            if number.is_none() && !matches!(&value, Field::Null) && !is_missing_marker(&value) {
+                self.ignored_keys.entry(key.to_string()).or_insert(line);
             }
-            let height = self.steps.len();
-            let column = self.columns.entry(key).or_insert_with(|| vec![None; height]);
+            let index = self.column_index(position, &key);
+            let column = &mut self.columns[index];
             if number.is_some() || column[row].is_none() {
                 column[row] = number;
             }
         }
     }
 
+    /// The column of `key`, created (null up to now) if new.
+    fn column_index(&mut self, position: usize, key: &str) -> usize {
+        if let Some((name, index)) = self.recent.get(position) {
+            if name == key {
+                return *index;
+            }
+        }
+        let index = match self.names.get(key) {
+            Some(&index) => index,
+            None => {
+                self.columns.push(vec![None; self.steps.len()]);
+                self.names.insert(key.to_string(), self.columns.len() - 1);
+                self.columns.len() - 1
+            }
+        };
+        if self.recent.len() <= position {
+            self.recent.resize(position + 1, (String::new(), 0));
+        }
+        self.recent[position] = (key.to_string(), index);
+        index
+    }
+
     fn push_row(&mut self, step: u64) -> usize {
         self.steps.push(step);
-        for column in self.columns.values_mut() {
+        for column in self.columns.iter_mut() {
             column.push(None);
         }
         self.steps.len() - 1
@@ -167,7 +195,7 @@ impl Builder {
     fn truncate_from(&mut self, step: u64) {
         let keep = self.steps.partition_point(|&s| s < step);
         self.steps.truncate(keep);
-        for column in self.columns.values_mut() {
+        for column in self.columns.iter_mut() {
             column.truncate(keep);
         }
         for series in self.counts.values_mut() {
@@ -197,9 +225,11 @@ impl Builder {
         }
         let height = self.steps.len();
         let mut columns = vec![Column::new(STEP.into(), self.steps)];
-        for (name, values) in self.columns {
-            if values.iter().any(Option::is_some) {
-                columns.push(Column::new(name.as_str().into(), values));
+        let mut values: Vec<Option<Vec<Option<f64>>>> = self.columns.into_iter().map(Some).collect();
+        for (name, index) in &self.names {
+            let Some(column) = values[*index].take() else { continue };
+            if column.iter().any(Option::is_some) {
+                columns.push(Column::new(name.as_str().into(), column));
             }
         }
         let frame = DataFrame::new(height, columns).map_err(|e| LoadError::Line {
@@ -212,23 +242,23 @@ impl Builder {
 }
 
 /// A step is a non-negative integer; `12.0` is accepted as 12.
-fn step_of(value: &Value) -> Option<u64> {
-    if let Some(step) = value.as_u64() {
-        return Some(step);
+fn step_of(value: &Field<'_>) -> Option<u64> {
+    match value {
+        Field::Unsigned(step) => Some(*step),
+        Field::Number(f) => (*f >= 0.0 && f.fract() == 0.0 && *f < u64::MAX as f64).then_some(*f as u64),
+        _ => None,
     }
-    let f = value.as_f64()?;
-    (f >= 0.0 && f.fract() == 0.0 && f < u64::MAX as f64).then_some(f as u64)
 }
 
-fn is_missing_marker(value: &Value) -> bool {
-    matches!(value.as_str().map(str::trim), Some("" | "NA" | "N/A" | "null" | "None" | "-"))
+fn is_missing_marker(value: &Field<'_>) -> bool {
+    matches!(value, Field::Text(t) if matches!(t.trim(), "" | "NA" | "N/A" | "null" | "None" | "-"))
 }
 
 /// Loads `metrics.jsonl`; the warnings say what was skipped or repaired.
 pub fn load(path: &Path, warnings: &mut Vec<Warning>) -> Result<MetricsTable, LoadError> {
     let mut builder = Builder::default();
-    let line_warnings = jsonl::read_objects(path, |line, object| {
-        builder.add_line(line, object);
+    let line_warnings = jsonl::read_lines(path, |line, bytes| {
+        builder.add_line(line, jsonl::parse_fields(bytes).map_err(jsonl::LineError::Parse)?);
         Ok(())
     })?;
     warnings.extend(line_warnings);

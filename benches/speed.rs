@@ -1,0 +1,187 @@
+//! Speed and memory of postmortem beside the Python way, measured in one run.
+//!
+//! `cargo bench --bench speed` generates seeded inputs in a temporary folder,
+//! times the release `postmortem` binary on them and, where `python3` can
+//! import numpy, safetensors and polars, the equivalent Python script on the
+//! same input, and prints both side by side with their ratio. Peak memory is
+//! the child's maximum resident set size from `/usr/bin/time -v`.
+//!
+//! `POSTMORTEM_BENCH_SCALE` (default 1.0) scales every input: 1.0 is the
+//! sizes of the speed targets (a 1 GiB checkpoint, a 1,000,000-step metrics
+//! file with 23 keys); 0.1 gives a quick run.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+struct Measure {
+    seconds: f64,
+    peak_mib: Option<f64>,
+    ok: bool,
+}
+
+/// Runs a command under `/usr/bin/time -v` when present, for its peak memory.
+fn measure(program: &str, args: &[&str]) -> Measure {
+    let gnu_time = Path::new("/usr/bin/time").exists();
+    let mut command = if gnu_time {
+        let mut c = Command::new("/usr/bin/time");
+        c.arg("-v").arg(program);
+        c
+    } else {
+        Command::new(program)
+    };
+    command.args(args);
+    let start = Instant::now();
+    let output = command.output();
+    let seconds = start.elapsed().as_secs_f64();
+    let Ok(output) = output else { return Measure { seconds, peak_mib: None, ok: false } };
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let peak_mib = stderr
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes):"))
+        .and_then(|kb| kb.trim().parse::<f64>().ok())
+        .map(|kb| kb / 1024.0);
+    // analyze exits 1 when it finds problems; only 2 and signals are failures.
+    let ok = matches!(output.status.code(), Some(0 | 1));
+    if !ok {
+        eprintln!("{program} failed: {}", stderr.lines().rev().take(5).collect::<Vec<_>>().join(" | "));
+    }
+    Measure { seconds, peak_mib, ok }
+}
+
+struct Lcg(u64);
+
+impl Lcg {
+    fn next_f32(&mut self) -> f32 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+}
+
+/// A safetensors file of `total_bytes` in 16 tensors of one dtype.
+fn write_checkpoint(path: &Path, total_bytes: usize, dtype: &str) {
+    let width = if dtype == "F32" { 4 } else { 2 };
+    let per_tensor = total_bytes / 16 / width;
+    let mut header = String::from("{");
+    for i in 0..16 {
+        let (start, end) = (i * per_tensor * width, (i + 1) * per_tensor * width);
+        if i > 0 {
+            header.push(',');
+        }
+        header.push_str(&format!("\"layer{i}.weight\":{{\"dtype\":\"{dtype}\",\"shape\":[{per_tensor}],\"data_offsets\":[{start},{end}]}}"));
+    }
+    header.push('}');
+    while header.len() % 8 != 0 {
+        header.push(' ');
+    }
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    file.write_all(&(header.len() as u64).to_le_bytes()).unwrap();
+    file.write_all(header.as_bytes()).unwrap();
+    let mut rng = Lcg(7);
+    let mut buf = Vec::with_capacity(1 << 20);
+    for _ in 0..16 * per_tensor {
+        let v = rng.next_f32() * 0.05;
+        match dtype {
+            "F32" => buf.extend_from_slice(&v.to_le_bytes()),
+            "F16" => buf.extend_from_slice(&half::f16::from_f32(v).to_le_bytes()),
+            _ => buf.extend_from_slice(&half::bf16::from_f32(v).to_le_bytes()),
+        }
+        if buf.len() >= 1 << 20 {
+            file.write_all(&buf).unwrap();
+            buf.clear();
+        }
+    }
+    file.write_all(&buf).unwrap();
+}
+
+/// A run whose metrics.jsonl has `steps` lines of 23 numeric keys.
+fn write_run(dir: &Path, steps: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("run.json"),
+        r#"{"format": "postmortem-run/1", "name": "bench", "status": "finished", "task": {"type": "classification", "num_classes": 10, "loss": "cross_entropy"}}"#,
+    )
+    .unwrap();
+    let mut file = std::io::BufWriter::new(std::fs::File::create(dir.join("metrics.jsonl")).unwrap());
+    let mut rng = Lcg(11);
+    for step in 0..steps {
+        let loss = 2.3 / (1.0 + step as f64 / 10_000.0) + rng.next_f32().abs() as f64 * 0.05;
+        write!(file, "{{\"step\":{step},\"loss\":{loss},\"lr\":0.001,\"grad_norm\":{}", 1.0 + rng.next_f32().abs() as f64).unwrap();
+        for k in 0..20 {
+            write!(file, ",\"custom_{k}\":{}", rng.next_f32() as f64).unwrap();
+        }
+        writeln!(file, "}}").unwrap();
+    }
+}
+
+const PY_STATS: &str = r#"
+import sys, numpy as np
+from safetensors.numpy import load_file
+for name, t in load_file(sys.argv[1]).items():
+    x = t.ravel()
+    fin = np.isfinite(x)
+    f = x if fin.all() else x[fin]
+    (x.size, f.mean(dtype=np.float64), f.std(dtype=np.float64), f.min(), f.max(),
+     np.abs(f).mean(dtype=np.float64), np.sqrt(np.square(f, dtype=np.float64).sum()),
+     np.count_nonzero(x == 0) / x.size, x.size - np.count_nonzero(fin))
+"#;
+
+const PY_METRICS: &str = r#"
+import sys, polars as pl
+df = pl.read_ndjson(sys.argv[1])
+print(df.height)
+"#;
+
+fn python_ready() -> bool {
+    Command::new("python3")
+        .args(["-c", "import numpy, safetensors, polars"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn row(label: &str, ours: &Measure, theirs: Option<&Measure>) {
+    let mem = |m: &Measure| m.peak_mib.map_or("?".into(), |p| format!("{p:.0} MiB"));
+    let fmt = |m: &Measure| if m.ok { format!("{:.2} s, {}", m.seconds, mem(m)) } else { "failed".into() };
+    match theirs {
+        Some(t) => println!("{label:<44} {:>22} {:>22} {:>8.2}x", fmt(ours), fmt(t), t.seconds / ours.seconds),
+        None => println!("{label:<44} {:>22} {:>22} {:>9}", fmt(ours), "-", "-"),
+    }
+}
+
+fn main() {
+    let scale: f64 = std::env::var("POSTMORTEM_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let status = Command::new(env!("CARGO")).args(["build", "--release", "--bin", "postmortem"]).current_dir(root).status().unwrap();
+    assert!(status.success(), "release build failed");
+    let bin = target.join("release/postmortem");
+    let bin = bin.to_str().unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let python = python_ready();
+    if !python {
+        println!("python3 with numpy, safetensors and polars is not importable: Python figures are left out");
+    }
+    println!("scale {scale}; {:<36} {:>22} {:>22} {:>9}", "work", "postmortem", "Python way", "speed-up");
+    let gib = (scale * (1u64 << 30) as f64) as usize;
+    for dtype in ["F32", "F16", "BF16"] {
+        let path = scratch.path().join(format!("model-{dtype}.safetensors"));
+        write_checkpoint(&path, gib, dtype);
+        let ours = measure(bin, &["analyze", path.to_str().unwrap(), "--format", "json", "--fail-on", "never"]);
+        let theirs = (python && dtype != "BF16").then(|| measure("python3", &["-c", PY_STATS, path.to_str().unwrap()]));
+        let mb = gib as f64 / (1 << 20) as f64;
+        row(&format!("statistics of a {mb:.0} MiB {dtype} checkpoint"), &ours, theirs.as_ref());
+        std::fs::remove_file(&path).ok();
+    }
+    let steps = (scale * 1_000_000.0) as usize;
+    let run = scratch.path().join("run");
+    write_run(&run, steps);
+    let metrics = run.join("metrics.jsonl");
+    let bytes = metrics.metadata().map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
+    let ours = measure(bin, &["analyze", run.to_str().unwrap(), "--format", "json", "--fail-on", "never"]);
+    let theirs = python.then(|| measure("python3", &["-c", PY_METRICS, metrics.to_str().unwrap()]));
+    row(&format!("analyze {steps} steps ({bytes:.0} MB), all rules"), &ours, theirs.as_ref());
+    let out = scratch.path().join("report");
+    let ours = measure(bin, &["analyze", run.to_str().unwrap(), "--out", out.to_str().unwrap(), "--fail-on", "never"]);
+    row(&format!("analyze {steps} steps, all rules and plots"), &ours, None);
+}
