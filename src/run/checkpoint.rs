@@ -120,12 +120,25 @@ impl Checkpoint {
 
     /// Statistics of a floating-point tensor, streamed from the file.
     pub fn stats(&self, entry: &TensorEntry) -> Result<TensorStats, LoadError> {
+        use half::slice::HalfFloatSliceExt;
         let mut acc = StatsAccumulator::new();
+        // Half floats are widened to f32 a chunk at a time (F16C where the CPU
+        // has it): exact, and the f32 loop is the fast one.
+        let mut widened: Vec<f32> = Vec::new();
         self.stream(entry, |chunk| match entry.dtype {
             Dtype::F32 => acc.push_f32(&decode(chunk, f32::from_le_bytes)),
             Dtype::F64 => acc.push_f64(&decode(chunk, f64::from_le_bytes)),
-            Dtype::F16 => acc.push_f16(&decode(chunk, f16::from_le_bytes)),
-            Dtype::BF16 => acc.push_bf16(&decode(chunk, bf16::from_le_bytes)),
+            Dtype::F16 => {
+                let halves = decode(chunk, f16::from_le_bytes);
+                widened.resize(halves.len(), 0.0);
+                halves.convert_to_f32_slice(&mut widened);
+                acc.push_f32(&widened);
+            }
+            Dtype::BF16 => {
+                widened.clear();
+                widened.extend(chunk.chunks_exact(2).map(|b| f32::from_bits(u32::from(u16::from_le_bytes([b[0], b[1]])) << 16)));
+                acc.push_f32(&widened);
+            }
             _ => {}
         })?;
         Ok(acc.finish())
@@ -197,4 +210,43 @@ fn decode<const N: usize, T>(bytes: &[u8], from: fn([u8; N]) -> T) -> Vec<T> {
             from(a)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streamed_half_float_statistics_match_the_accumulator() {
+        let values: Vec<f32> = (0..3001).map(|i| ((i * 37 % 101) as f32 - 50.0) / 13.0).chain([f32::NAN, f32::INFINITY, 0.0]).collect();
+        let halves: Vec<f16> = values.iter().map(|&v| f16::from_f32(v)).collect();
+        let brains: Vec<bf16> = values.iter().map(|&v| bf16::from_f32(v)).collect();
+        let bytes = |v: Vec<[u8; 2]>| v.concat();
+        let f16_bytes = bytes(halves.iter().map(|h| h.to_le_bytes()).collect());
+        let bf16_bytes = bytes(brains.iter().map(|h| h.to_le_bytes()).collect());
+        let n = values.len();
+        let header = format!(
+            "{{\"a\":{{\"dtype\":\"F16\",\"shape\":[{n}],\"data_offsets\":[0,{}]}},\"b\":{{\"dtype\":\"BF16\",\"shape\":[{n}],\"data_offsets\":[{},{}]}}}}",
+            2 * n,
+            2 * n,
+            4 * n
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("half.safetensors");
+        let mut file = (header.len() as u64).to_le_bytes().to_vec();
+        file.extend(header.as_bytes());
+        file.extend(f16_bytes);
+        file.extend(bf16_bytes);
+        std::fs::write(&path, file).unwrap();
+        let ckpt = Checkpoint::open(&path).unwrap();
+        let mut want_a = StatsAccumulator::new();
+        want_a.push_f16(&halves);
+        let mut want_b = StatsAccumulator::new();
+        want_b.push_bf16(&brains);
+        for (name, want) in [("a", want_a.finish()), ("b", want_b.finish())] {
+            let got = ckpt.stats(ckpt.tensor(name).unwrap()).unwrap();
+            assert_eq!((got.count, got.nonfinite, got.min, got.max), (want.count, want.nonfinite, want.min, want.max), "{name}");
+            assert!((got.mean - want.mean).abs() < 1e-12 && (got.std - want.std).abs() < 1e-12, "{name}");
+        }
+    }
 }
