@@ -8,7 +8,6 @@
 use crate::error::{LoadError, Warning};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
-use std::io::BufRead;
 use std::path::Path;
 
 /// Calls `each(line_number, object)` for every non-empty line of `path`, in
@@ -40,53 +39,98 @@ pub fn read_lines(
     path: &Path,
     mut each: impl FnMut(usize, &[u8]) -> Result<(), LineError>,
 ) -> Result<Vec<Warning>, LoadError> {
-    let file = std::fs::File::open(path).map_err(|e| LoadError::io(path, e))?;
-    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+    read_line_blocks(path, |lines, warnings| {
+        for line in lines {
+            match each(line.number, line.bytes) {
+                Ok(()) => {}
+                Err(LineError::Load(e)) => return Err(e),
+                Err(LineError::Parse(message)) => parse_failure(path, line, message, warnings)?,
+            }
+        }
+        Ok(())
+    })
+}
+
+/// One line of a JSON-lines file.
+pub struct Line<'a> {
+    pub number: usize,
+    pub bytes: &'a [u8],
+    /// Whether it ended with a newline (the last line of a killed writer does not).
+    pub complete: bool,
+}
+
+/// What a line that does not parse means: a warning for a cut-short last
+/// line, an error naming the line anywhere else.
+pub fn parse_failure(path: &Path, line: &Line<'_>, message: String, warnings: &mut Vec<Warning>) -> Result<(), LoadError> {
+    if line.complete {
+        return Err(LoadError::Line { path: path.to_path_buf(), line: line.number, message });
+    }
+    warnings.push(Warning {
+        file: path.to_path_buf(),
+        line: Some(line.number),
+        message: format!("last line is cut short ({message}); the run was probably killed while writing it; skipped"),
+    });
+    Ok(())
+}
+
+/// Bytes read at a time; lines are handed over a block of them at a time.
+const BLOCK_BYTES: usize = 8 << 20;
+
+/// Calls `each(lines, warnings)` for consecutive blocks of the non-empty lines
+/// of `path`, so that a caller can parse a block's lines in parallel.
+pub fn read_line_blocks(
+    path: &Path,
+    mut each: impl FnMut(&[Line<'_>], &mut Vec<Warning>) -> Result<(), LoadError>,
+) -> Result<Vec<Warning>, LoadError> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(|e| LoadError::io(path, e))?;
     let mut warnings = Vec::new();
-    let mut buf = Vec::new();
+    let mut pending: Vec<u8> = Vec::new();
+    let mut block = vec![0u8; BLOCK_BYTES];
     let mut number = 0usize;
-    loop {
-        buf.clear();
-        let read = reader.read_until(b'\n', &mut buf).map_err(|e| LoadError::io(path, e))?;
-        if read == 0 {
-            break;
-        }
-        number += 1;
-        let complete = buf.last() == Some(&b'\n');
-        let mut bytes: &[u8] = &buf;
-        if complete {
-            bytes = &bytes[..bytes.len() - 1];
-        }
-        if bytes.last() == Some(&b'\r') {
-            bytes = &bytes[..bytes.len() - 1];
-        }
-        if number == 1 {
-            bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-        }
-        if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+    let mut at_end = false;
+    while !at_end {
+        let read = loop {
+            match file.read(&mut block) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(LoadError::io(path, e)),
+            }
+        };
+        at_end = read == 0;
+        pending.extend_from_slice(&block[..read]);
+        // Whole lines only, except at the end, where the rest is the last line.
+        let cut = if at_end { pending.len() } else { pending.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) };
+        if cut == 0 {
             continue;
         }
-        if bytes.iter().all(|&b| b == 0 || b.is_ascii_whitespace()) {
-            // What a file system leaves after a crash: the size grew, the data did not land.
-            warnings.push(Warning {
-                file: path.to_path_buf(),
-                line: Some(number),
-                message: "NUL bytes where a line should be (the writer crashed?); skipped".into(),
-            });
-            continue;
-        }
-        match each(number, bytes) {
-            Ok(()) => {}
-            Err(LineError::Load(e)) => return Err(e),
-            Err(LineError::Parse(message)) if !complete => {
+        let mut lines = Vec::new();
+        for raw in pending[..cut].split_inclusive(|&b| b == b'\n') {
+            number += 1;
+            let complete = raw.last() == Some(&b'\n');
+            let mut bytes = if complete { &raw[..raw.len() - 1] } else { raw };
+            if bytes.last() == Some(&b'\r') {
+                bytes = &bytes[..bytes.len() - 1];
+            }
+            if number == 1 {
+                bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+            }
+            if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+                continue;
+            }
+            if bytes.iter().all(|&b| b == 0 || b.is_ascii_whitespace()) {
+                // What a file system leaves after a crash: the size grew, the data did not land.
                 warnings.push(Warning {
                     file: path.to_path_buf(),
                     line: Some(number),
-                    message: format!("last line is cut short ({message}); the run was probably killed while writing it; skipped"),
+                    message: "NUL bytes where a line should be (the writer crashed?); skipped".into(),
                 });
+                continue;
             }
-            Err(LineError::Parse(message)) => return Err(LoadError::Line { path: path.to_path_buf(), line: number, message }),
+            lines.push(Line { number, bytes, complete });
         }
+        each(&lines, &mut warnings)?;
+        pending.drain(..cut);
     }
     Ok(warnings)
 }

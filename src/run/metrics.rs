@@ -15,6 +15,7 @@ use crate::error::{LoadError, Warning};
 use crate::jsonl;
 use polars::prelude::{Column, DataFrame};
 use jsonl::Field;
+use rayon::prelude::*;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -257,8 +258,16 @@ fn is_missing_marker(value: &Field<'_>) -> bool {
 /// Loads `metrics.jsonl`; the warnings say what was skipped or repaired.
 pub fn load(path: &Path, warnings: &mut Vec<Warning>) -> Result<MetricsTable, LoadError> {
     let mut builder = Builder::default();
-    let line_warnings = jsonl::read_lines(path, |line, bytes| {
-        builder.add_line(line, jsonl::parse_fields(bytes).map_err(jsonl::LineError::Parse)?);
+    // Lines are parsed in parallel a block at a time, then added in order
+    // (the rows depend on the order: merged and resumed steps).
+    let line_warnings = jsonl::read_line_blocks(path, |lines, warnings| {
+        let parsed: Vec<_> = lines.par_iter().map(|line| jsonl::parse_fields(line.bytes)).collect();
+        for (line, fields) in lines.iter().zip(parsed) {
+            match fields {
+                Ok(fields) => builder.add_line(line.number, fields),
+                Err(message) => jsonl::parse_failure(path, line, message, warnings)?,
+            }
+        }
         Ok(())
     })?;
     warnings.extend(line_warnings);
