@@ -22,6 +22,9 @@ use std::path::Path;
 
 /// The name of the step column of [`MetricsTable::frame`].
 pub const STEP: &str = "step";
+/// Distinct metric names kept; a file with more (a hostile or mistaken one,
+/// logging a value per tensor element) keeps the first ones and says so.
+const MAX_COLUMNS: usize = 4096;
 
 /// The metrics of a run.
 #[derive(Debug, Clone)]
@@ -105,7 +108,11 @@ struct Builder {
     steps: Vec<u64>,
     /// Column index by metric name.
     names: BTreeMap<String, usize>,
-    columns: Vec<Vec<Option<f64>>>,
+    /// Per column, the `(row, value)` pairs recorded, in row order: sparse,
+    /// so that a key seen once costs one entry, not one per row.
+    columns: Vec<Vec<(usize, f64)>>,
+    /// Keys beyond `MAX_COLUMNS`, ignored: (count, first line).
+    overflow: Option<(usize, usize)>,
     /// The previous line's keys by position, with their column: lines usually
     /// repeat their keys in the same order, so most lookups are one compare.
     recent: Vec<(String, usize)>,
@@ -154,25 +161,33 @@ impl Builder {
             if number.is_none() && !matches!(&value, Field::Null) && !is_missing_marker(&value) {
                 self.ignored_keys.entry(key.to_string()).or_insert(line);
             }
-            let index = self.column_index(position, &key);
+            let Some(number) = number else { continue };
+            let Some(index) = self.column_index(position, &key, line) else { continue };
             let column = &mut self.columns[index];
-            if number.is_some() || column[row].is_none() {
-                column[row] = number;
+            match column.last_mut() {
+                // A later line of the same step wins.
+                Some((at, value)) if *at == row => *value = number,
+                _ => column.push((row, number)),
             }
         }
     }
 
-    /// The column of `key`, created (null up to now) if new.
-    fn column_index(&mut self, position: usize, key: &str) -> usize {
+    /// The column of `key`, created if new; `None` past `MAX_COLUMNS` keys.
+    fn column_index(&mut self, position: usize, key: &str, line: usize) -> Option<usize> {
         if let Some((name, index)) = self.recent.get(position) {
             if name == key {
-                return *index;
+                return Some(*index);
             }
         }
         let index = match self.names.get(key) {
             Some(&index) => index,
+            None if self.columns.len() >= MAX_COLUMNS => {
+                let (count, _) = self.overflow.get_or_insert((0, line));
+                *count += 1;
+                return None;
+            }
             None => {
-                self.columns.push(vec![None; self.steps.len()]);
+                self.columns.push(Vec::new());
                 self.names.insert(key.to_string(), self.columns.len() - 1);
                 self.columns.len() - 1
             }
@@ -181,14 +196,11 @@ impl Builder {
             self.recent.resize(position + 1, (String::new(), 0));
         }
         self.recent[position] = (key.to_string(), index);
-        index
+        Some(index)
     }
 
     fn push_row(&mut self, step: u64) -> usize {
         self.steps.push(step);
-        for column in self.columns.iter_mut() {
-            column.push(None);
-        }
         self.steps.len() - 1
     }
 
@@ -197,7 +209,8 @@ impl Builder {
         let keep = self.steps.partition_point(|&s| s < step);
         self.steps.truncate(keep);
         for column in self.columns.iter_mut() {
-            column.truncate(keep);
+            let cut = column.partition_point(|(row, _)| *row < keep);
+            column.truncate(cut);
         }
         for series in self.counts.values_mut() {
             series.retain(|(s, _)| *s < step);
@@ -224,14 +237,24 @@ impl Builder {
         for (key, line) in &self.ignored_keys {
             warnings.push(warn(Some(*line), format!("values of {key:?} that are not numbers were ignored (first here)")));
         }
+        if let Some((count, line)) = self.overflow {
+            warnings.push(warn(
+                Some(line),
+                format!("more than {MAX_COLUMNS} metric names: {count} values of further names were ignored (first here)"),
+            ));
+        }
         let height = self.steps.len();
         let mut columns = vec![Column::new(STEP.into(), self.steps)];
-        let mut values: Vec<Option<Vec<Option<f64>>>> = self.columns.into_iter().map(Some).collect();
         for (name, index) in &self.names {
-            let Some(column) = values[*index].take() else { continue };
-            if column.iter().any(Option::is_some) {
-                columns.push(Column::new(name.as_str().into(), column));
+            let sparse = &self.columns[*index];
+            if sparse.is_empty() {
+                continue;
             }
+            let mut dense = vec![None; height];
+            for &(row, value) in sparse {
+                dense[row] = Some(value);
+            }
+            columns.push(Column::new(name.as_str().into(), dense));
         }
         let frame = DataFrame::new(height, columns).map_err(|e| LoadError::Line {
             path: path.to_path_buf(),

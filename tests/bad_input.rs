@@ -1,0 +1,168 @@
+//! Hostile and broken inputs: a clear error or a degraded analysis with a
+//! warning, never a panic or a hang. Each case states its expected outcome.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn run_dir(metrics: &[u8]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("run.json"), r#"{"format": "postmortem-run/1", "status": "finished"}"#).unwrap();
+    std::fs::write(dir.path().join("metrics.jsonl"), metrics).unwrap();
+    dir
+}
+
+fn analyze(dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_postmortem")).args(["analyze", dir.to_str().unwrap(), "--format", "json", "--fail-on", "never"]).output().unwrap()
+}
+
+fn ok(out: &Output) -> serde_json::Value {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn error(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains(needle), "{needle:?} not in {stderr}");
+}
+
+fn rows(value: &serde_json::Value) -> u64 {
+    value["run"]["steps"]["rows"].as_u64().unwrap()
+}
+
+#[test]
+fn metrics_files_that_are_broken_but_readable() {
+    // (content, rows expected, a warning expected on stderr)
+    let cases: Vec<(Vec<u8>, u64, Option<&str>)> = vec![
+        (b"".to_vec(), 0, None),
+        (b"{\"step\":0,\"loss\":1}".to_vec(), 1, None),
+        (b"{\"step\":0,\"loss\":1}\n{\"step\":1,\"lo".to_vec(), 1, Some("cut short")),
+        (b"{\"step\":0,\"loss\":1}\n\0\0\0\0\0\0".to_vec(), 1, Some("NUL bytes")),
+        (b"\xEF\xBB\xBF{\"step\":0,\"loss\":1}\r\n{\"step\":1,\"loss\":2}\r\n".to_vec(), 2, None),
+        (b"{\"step\":0,\"loss\":NaN}\n{\"step\":1,\"loss\":\"nan\"}\n{\"step\":2,\"loss\":\"NA\"}\n{\"step\":3,\"loss\":Infinity}\n".to_vec(), 4, None),
+        (b"{\"step\":0,\"a\":1}\n{\"step\":1,\"a\":1.5}\n{\"step\":2,\"a\":\"x\"}\n".to_vec(), 3, Some("not numbers")),
+        (b"{\"step\":0,\"loss\":1,\"loss\":2}\n".to_vec(), 1, None),
+        (b"{\"step\":5,\"loss\":1}\n{\"step\":3,\"loss\":1}\n{\"step\":-1,\"loss\":1}\n{\"loss\":1}\n{\"step\":18446744073709551615,\"loss\":1}\n".to_vec(), 2, Some("goes back")),
+        (b"{\"step\":0,\"loss\":1}\n[1,2]\n".to_vec(), 0, Some("expected a JSON object")),
+    ];
+    for (i, (content, expected_rows, warning)) in cases.into_iter().enumerate() {
+        let dir = run_dir(&content);
+        let out = analyze(dir.path());
+        if warning == Some("expected a JSON object") {
+            error(&out, "metrics.jsonl:2: expected a JSON object");
+            continue;
+        }
+        let value = ok(&out);
+        assert_eq!(rows(&value), expected_rows, "case {i}");
+        if let Some(w) = warning {
+            assert!(String::from_utf8_lossy(&out.stderr).contains(w), "case {i}: no {w:?} in {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+}
+
+#[test]
+fn invalid_utf8_and_huge_lines() {
+    error(&analyze(run_dir(b"{\"step\":0,\"loss\":1}\n{\"step\":1,\"k\xff\":1}\n{\"step\":2}\n").path()), "metrics.jsonl:2: not valid UTF-8");
+    // One line with 100,000 keys: the first 4,096 names are kept, and said so.
+    let mut big = String::from("{\"step\":0,\"loss\":1");
+    for k in 0..100_000 {
+        big.push_str(&format!(",\"k{k}\":{k}"));
+    }
+    big.push_str("}\n");
+    for step in 1..6000 {
+        big.push_str(&format!("{{\"step\":{step},\"loss\":1}}\n"));
+    }
+    let out = analyze(run_dir(big.as_bytes()).path());
+    let value = ok(&out);
+    assert_eq!(rows(&value), 6000);
+    assert_eq!(value["run"]["metrics"].as_array().unwrap().len(), 4096);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("more than 4096 metric names"));
+    // A name that first appears after thousands of lines is kept.
+    let mut late = String::new();
+    for step in 0..6000 {
+        late.push_str(&format!("{{\"step\":{step},\"loss\":1}}\n"));
+    }
+    late.push_str("{\"step\":6000,\"late\":2}\n");
+    let value = ok(&analyze(run_dir(late.as_bytes()).path()));
+    let found = value["run"]["metrics"].as_array().unwrap().iter().find(|m| m["name"] == "late").unwrap();
+    assert_eq!(found["count"], 1);
+}
+
+#[test]
+fn run_json_that_is_wrong() {
+    let cases: [(&str, &str); 5] = [
+        ("", "run.json:1:0"),
+        ("{\"format\": \"postmortem-run/2\"}", "postmortem-run/2"),
+        ("{\"status\": \"finished\"}", "format is missing"),
+        ("{\"format\": \"postmortem-run/1\", \"status\": 3}", "run.json:1:"),
+        ("{\"format\": \"postmortem-run/1\", \"model\": {\"layers\": \"fc1\"}}", "run.json:1:"),
+    ];
+    for (content, needle) in cases {
+        let dir = run_dir(b"{\"step\":0}\n");
+        std::fs::write(dir.path().join("run.json"), content).unwrap();
+        error(&analyze(dir.path()), needle);
+    }
+    let deep = format!("{{\"format\": \"postmortem-run/1\", \"x\": {}{}}}", "[".repeat(10_000), "]".repeat(10_000));
+    let dir = run_dir(b"{\"step\":0}\n");
+    std::fs::write(dir.path().join("run.json"), deep).unwrap();
+    error(&analyze(dir.path()), "run.json");
+}
+
+fn checkpoint(header: &str, data: &[u8], declared_len: Option<u64>) -> tempfile::TempDir {
+    let dir = run_dir(b"{\"step\":0}\n");
+    std::fs::create_dir(dir.path().join("checkpoints")).unwrap();
+    let mut bytes = declared_len.unwrap_or(header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend(header.as_bytes());
+    bytes.extend(data);
+    std::fs::write(dir.path().join("checkpoints/step-00000000.safetensors"), bytes).unwrap();
+    dir
+}
+
+#[test]
+fn hostile_safetensors() {
+    let w = r#""w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}"#;
+    error(&analyze(checkpoint(&format!("{{{w}}}"), &[0; 8], Some(u64::MAX)).path()), "header length");
+    error(&analyze(checkpoint(&format!("{{{w}}}"), &[0; 4], None).path()), "truncated");
+    error(&analyze(checkpoint(&format!("{{{w}}}"), &[0; 12], None).path()), "longer than its header says");
+    let overlap = r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#;
+    error(&analyze(checkpoint(overlap, &[0; 12], None).path()), "invalid header");
+    let overflow = r#"{"a":{"dtype":"F32","shape":[18446744073709551615,4],"data_offsets":[0,8]}}"#;
+    error(&analyze(checkpoint(overflow, &[0; 8], None).path()), "invalid header");
+    let dtype = r#"{"a":{"dtype":"Q7","shape":[2],"data_offsets":[0,8]}}"#;
+    error(&analyze(checkpoint(dtype, &[0; 8], None).path()), "invalid header");
+    let meta = r#"{"__metadata__":{"step":3},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#;
+    error(&analyze(checkpoint(meta, &[0; 8], None).path()), "invalid header");
+    // Odd names are data, not paths: the analysis goes on and names them.
+    let names = format!(
+        r#"{{"../../x":{{"dtype":"F32","shape":[2],"data_offsets":[0,8]}},"/etc/passwd":{{"dtype":"F32","shape":[2],"data_offsets":[8,16]}},"":{{"dtype":"F32","shape":[2],"data_offsets":[16,24]}},"\u202etxt.exe":{{"dtype":"F32","shape":[2],"data_offsets":[24,32]}},"{}":{{"dtype":"F32","shape":[2],"data_offsets":[32,40]}}}}"#,
+        "n".repeat(10_000)
+    );
+    let dir = checkpoint(&names, &[0; 40], None);
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_postmortem"))
+        .args(["analyze", dir.path().to_str().unwrap(), "--out", out_dir.path().to_str().unwrap(), "--fail-on", "never"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    // Nothing was written outside --out, and only the known file names inside it.
+    let mut written: Vec<String> = walk(out_dir.path());
+    written.sort();
+    assert!(written.iter().all(|p| p.starts_with("plots/") || p.starts_with("report.")), "{written:?}");
+}
+
+fn walk(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if path.is_dir() {
+            out.extend(walk(&path).into_iter().map(|p| format!("{name}/{p}")));
+        } else {
+            out.push(name);
+        }
+    }
+    out
+}
