@@ -1,0 +1,12 @@
+//! Any bytes as metrics.jsonl: loaded or refused with an error, never a panic.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let path = std::env::temp_dir().join(format!("postmortem-fuzz-metrics-{}", std::process::id()));
+    if std::fs::write(&path, data).is_ok() {
+        let mut warnings = Vec::new();
+        let _ = postmortem::run::metrics::load(&path, &mut warnings);
+    }
+    let _ = postmortem::jsonl::parse_fields(data);
+});
