@@ -166,3 +166,44 @@ fn walk(dir: &Path) -> Vec<String> {
     }
     out
 }
+
+#[test]
+fn files_growing_while_they_are_read() {
+    use postmortem::Run;
+    const LINES: u64 = 20_000;
+    let dir = run_dir(b"");
+    let metrics = dir.path().join("metrics.jsonl");
+    let writer = {
+        let metrics = metrics.clone();
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut file = std::fs::OpenOptions::new().append(true).open(&metrics).unwrap();
+            for step in 0..LINES {
+                // Two writes per line: a reader can catch a line half written.
+                let line = format!("{{\"step\":{step},\"loss\":{}}}\n", 1.0 / (1.0 + step as f64));
+                let (a, b) = line.split_at(line.len() / 2);
+                file.write_all(a.as_bytes()).unwrap();
+                file.write_all(b.as_bytes()).unwrap();
+                if step % 500 == 0 {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            }
+        })
+    };
+    let check = |run: &Run| {
+        for (i, (step, value)) in run.metrics.series("loss").unwrap_or_default().iter().enumerate() {
+            assert_eq!(*step, i as u64);
+            assert_eq!(*value, 1.0 / (1.0 + i as f64));
+        }
+        run.metrics.rows()
+    };
+    let mut previous = 0;
+    while !writer.is_finished() {
+        // Every row read is a whole line, in order; a half-written last line is skipped.
+        let rows = check(&Run::load(dir.path()).unwrap());
+        assert!(rows >= previous, "rows went from {previous} to {rows}");
+        previous = rows;
+    }
+    writer.join().unwrap();
+    assert_eq!(check(&Run::load(dir.path()).unwrap()), LINES as usize);
+}
