@@ -43,7 +43,14 @@ impl Analysis {
 }
 
 pub fn analyze(run: &Run, config: &Config) -> Analysis {
-    let ctx = Context::new(run);
+    analyze_in(&Context::new(run), config)
+}
+
+/// Analyzes with a context the caller keeps, so that a report drawn from the
+/// same context reuses the statistics the rules read (checkpoints are
+/// streamed once).
+pub fn analyze_in(ctx: &Context, config: &Config) -> Analysis {
+    let run = ctx.run;
     let mut findings = Vec::new();
     let mut results = Vec::new();
     for rule in rules::all() {
@@ -53,7 +60,7 @@ pub fn analyze(run: &Run, config: &Config) -> Analysis {
             continue;
         }
         let options = Options::new(meta.options, config.rules.get(meta.id));
-        let (status, reason) = match rule.check(&ctx, &options) {
+        let (status, reason) = match rule.check(ctx, &options) {
             Outcome::Fired(mut found) => {
                 findings.append(&mut found);
                 (Status::Fired, None)

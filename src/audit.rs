@@ -2,7 +2,7 @@
 //! row each, with learning-rate sweeps recognized. A run that cannot be read
 //! is listed with its error and the audit goes on.
 
-use crate::analysis::{analyze, Analysis};
+use crate::analysis::{analyze_in, Analysis};
 use crate::config::Config;
 use crate::run::Run;
 use crate::series;
@@ -256,9 +256,10 @@ fn unreadable(run: &str, name: &str, error: String, fingerprint: String) -> Audi
 fn audit_one(found: &Found, folder: &str, print: &str, out: &Path, config: &Config) -> AuditRow {
     let attempt = std::panic::catch_unwind(|| -> Result<AuditRow, String> {
         let run = Run::load(&found.path).map_err(|e| e.to_string())?;
-        let analysis = analyze(&run, config);
+        let ctx = crate::context::Context::new(&run);
+        let analysis = analyze_in(&ctx, config);
         let report_dir = out.join("runs").join(folder);
-        crate::report::write(&run, &analysis, &report_dir).map_err(|e| e.to_string())?;
+        crate::report::write(&ctx, &analysis, &report_dir).map_err(|e| e.to_string())?;
         Ok(row_of(found, folder, print, &run, &analysis))
     });
     match attempt {

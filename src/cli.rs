@@ -199,9 +199,10 @@ fn analyze(args: &AnalyzeArgs) -> Result<u8, CliError> {
         refuse_out_inside_run(out, &args.run)?;
     }
     let run = Run::load(&args.run)?;
-    let analysis = analysis::analyze(&run, &config);
+    let ctx = crate::context::Context::new(&run);
+    let analysis = analysis::analyze_in(&ctx, &config);
     if let Some(out) = &args.out {
-        crate::report::write(&run, &analysis, out)?;
+        crate::report::write(&ctx, &analysis, out)?;
     }
     for warning in &analysis.run.warnings {
         eprintln!("warning: {warning}");

@@ -2,7 +2,8 @@
 //! and the page logs no error. Needs Debian's `chromium` (.ci/run installs it);
 //! skipped where it is missing, except in CI.
 
-use postmortem::analysis::analyze;
+use postmortem::analysis::analyze_in;
+use postmortem::context::Context;
 use postmortem::config::Config;
 use postmortem::Run;
 use std::path::Path;
@@ -31,9 +32,10 @@ fn report_renders_in_a_browser() {
         return;
     };
     let run = Run::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/runs/dead-relu")).unwrap();
-    let analysis = analyze(&run, &Config::default());
+    let ctx = Context::new(&run);
+    let analysis = analyze_in(&ctx, &Config::default());
     let dir = tempfile::tempdir().unwrap();
-    postmortem::report::write(&run, &analysis, dir.path()).unwrap();
+    postmortem::report::write(&ctx, &analysis, dir.path()).unwrap();
     let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
     let probed = dir.path().join("probed.html");
     std::fs::write(&probed, html.replace("</body>", &format!("{PROBE}\n</body>"))).unwrap();

@@ -1,7 +1,8 @@
 //! The report: self-contained, deterministic, small for long runs, and safe
 //! with hostile names.
 
-use postmortem::analysis::analyze;
+use postmortem::analysis::analyze_in;
+use postmortem::context::Context;
 use postmortem::config::Config;
 use postmortem::Run;
 use postmortem_recorder::{Metrics, Recorder, RunMeta};
@@ -16,10 +17,11 @@ fn fixture(name: &str) -> Run {
 #[test]
 fn report_is_self_contained_and_deterministic() {
     let run = fixture("dead-relu");
-    let analysis = analyze(&run, &Config::default());
+    let ctx = Context::new(&run);
+    let analysis = analyze_in(&ctx, &Config::default());
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    postmortem::report::write(&run, &analysis, a.path()).unwrap();
-    postmortem::report::write(&run, &analysis, b.path()).unwrap();
+    postmortem::report::write(&ctx, &analysis, a.path()).unwrap();
+    postmortem::report::write(&ctx, &analysis, b.path()).unwrap();
     assert_eq!(files(a.path()), files(b.path()), "two reports of the same run differ");
     let html = std::fs::read_to_string(a.path().join("report.html")).unwrap();
     for banned in ["<script", "src=\"http", "href=\"http", "<link", "@import", "url(", "<img"] {
@@ -40,9 +42,10 @@ fn report_is_self_contained_and_deterministic() {
 #[test]
 fn missing_data_is_named_not_drawn_empty() {
     let run = Run::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/handwritten")).unwrap();
-    let analysis = analyze(&run, &Config::default());
+    let ctx = Context::new(&run);
+    let analysis = analyze_in(&ctx, &Config::default());
     let out = tempfile::tempdir().unwrap();
-    postmortem::report::write(&run, &analysis, out.path()).unwrap();
+    postmortem::report::write(&ctx, &analysis, out.path()).unwrap();
     let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
     assert!(html.contains("Update to weight ratio per layer: not recorded; record update statistics"), "{html}");
     assert!(!out.path().join("plots/update-ratio.svg").exists());
@@ -60,9 +63,10 @@ fn names_from_the_run_are_only_text() {
     }
     rec.finish().unwrap();
     let run = Run::load(&dir.path().join("run")).unwrap();
-    let analysis = analyze(&run, &Config::default());
+    let ctx = Context::new(&run);
+    let analysis = analyze_in(&ctx, &Config::default());
     let out = dir.path().join("report");
-    postmortem::report::write(&run, &analysis, &out).unwrap();
+    postmortem::report::write(&ctx, &analysis, &out).unwrap();
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(!html.contains("<img"), "markup from the run reached the HTML");
     assert!(!html.contains("<script"), "markup from the run reached the HTML");
@@ -84,9 +88,10 @@ fn long_runs_stay_small() {
     }
     std::fs::write(path.join("metrics.jsonl"), text).unwrap();
     let run = Run::load(&path).unwrap();
-    let analysis = analyze(&run, &Config::default());
+    let ctx = Context::new(&run);
+    let analysis = analyze_in(&ctx, &Config::default());
     let out = dir.path().join("report");
-    postmortem::report::write(&run, &analysis, &out).unwrap();
+    postmortem::report::write(&ctx, &analysis, &out).unwrap();
     for entry in std::fs::read_dir(out.join("plots")).unwrap() {
         let p = entry.unwrap().path();
         if p.extension().is_some_and(|e| e == "svg") {

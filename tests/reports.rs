@@ -1,7 +1,8 @@
 //! The example reports committed under reports/ are what postmortem writes
 //! today; regenerate them with reports/regenerate.sh when this fails.
 
-use postmortem::analysis::analyze;
+use postmortem::analysis::analyze_in;
+use postmortem::context::Context;
 use postmortem::config::Config;
 use postmortem::Run;
 mod common;
@@ -17,7 +18,8 @@ fn committed_reports_are_up_to_date() {
         let name = committed.file_name().unwrap().to_string_lossy().into_owned();
         let run = Run::load(&Path::new("fixtures/runs").join(&name)).unwrap();
         let fresh = tempfile::tempdir().unwrap();
-        postmortem::report::write(&run, &analyze(&run, &Config::default()), fresh.path()).unwrap();
+        let ctx = Context::new(&run);
+        postmortem::report::write(&ctx, &analyze_in(&ctx, &Config::default()), fresh.path()).unwrap();
         let (new, old) = (files(fresh.path()), files(&committed));
         assert_eq!(new.iter().map(|f| &f.0).collect::<Vec<_>>(), old.iter().map(|f| &f.0).collect::<Vec<_>>(), "{name}: files differ");
         for ((file, a), (_, b)) in new.iter().zip(&old) {

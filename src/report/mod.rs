@@ -10,7 +10,6 @@ use crate::analysis::Analysis;
 use crate::context::Context;
 use crate::export;
 use crate::rules::Section;
-use crate::run::Run;
 use std::path::{Path, PathBuf};
 
 /// A figure ready for the exporters: its drawings, or what to record.
@@ -35,9 +34,8 @@ pub enum ReportError {
 }
 
 /// Draws every figure of a run.
-pub fn render_figures(run: &Run, analysis: &Analysis) -> Result<Vec<Rendered>, ReportError> {
-    let ctx = Context::new(run);
-    figures::all(&ctx, analysis)
+pub fn render_figures(ctx: &Context, analysis: &Analysis) -> Result<Vec<Rendered>, ReportError> {
+    figures::all(ctx, analysis)
         .into_iter()
         .map(|f| {
             let (svg, png) = match &f.chart {
@@ -50,9 +48,11 @@ pub fn render_figures(run: &Run, analysis: &Analysis) -> Result<Vec<Rendered>, R
 }
 
 /// Writes the whole report into `out` (created if needed) and returns the
-/// files written, in a stable order.
-pub fn write(run: &Run, analysis: &Analysis, out: &Path) -> Result<Vec<PathBuf>, ReportError> {
-    let figures = render_figures(run, analysis)?;
+/// files written, in a stable order. `ctx` is the one the analysis used
+/// ([`crate::analysis::analyze_in`]).
+pub fn write(ctx: &Context, analysis: &Analysis, out: &Path) -> Result<Vec<PathBuf>, ReportError> {
+    let run = ctx.run;
+    let figures = render_figures(ctx, analysis)?;
     let plots = out.join("plots");
     std::fs::create_dir_all(&plots).map_err(|source| ReportError::Io { path: plots.clone(), source })?;
     let mut written = Vec::new();
