@@ -364,12 +364,3 @@ fn fans(shape: Option<&Vec<usize>>, weight_count: Option<&u64>, bias_count: Opti
         _ => (None, None),
     }
 }
-
-/// Serializes non-finite floats as `null`: JSON has no NaN.
-pub fn finite_or_null<S: serde::Serializer>(value: &f64, s: S) -> Result<S::Ok, S::Error> {
-    if value.is_finite() {
-        s.serialize_f64(*value)
-    } else {
-        s.serialize_none()
-    }
-}

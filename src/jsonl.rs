@@ -155,7 +155,7 @@ impl Field<'_> {
         match self {
             Field::Number(v) => Some(*v),
             Field::Unsigned(v) => Some(*v as f64),
-            Field::Text(t) => number(&Value::String(t.to_string())),
+            Field::Text(t) => text_number(t),
             _ => None,
         }
     }
@@ -352,16 +352,19 @@ fn quote_nonfinite_tokens(text: &str) -> Option<String> {
 pub fn number(value: &Value) -> Option<f64> {
     match value {
         Value::Number(n) => n.as_f64(),
-        Value::String(s) => {
-            let s = s.trim();
-            match s.to_ascii_lowercase().as_str() {
-                "nan" => Some(f64::NAN),
-                "inf" | "infinity" | "+inf" | "+infinity" => Some(f64::INFINITY),
-                "-inf" | "-infinity" => Some(f64::NEG_INFINITY),
-                _ => s.parse::<f64>().ok(),
-            }
-        }
+        Value::String(s) => text_number(s),
         _ => None,
+    }
+}
+
+/// A number written as text: the non-finite tokens in any case, or a decimal.
+fn text_number(text: &str) -> Option<f64> {
+    let text = text.trim();
+    match text.to_ascii_lowercase().as_str() {
+        "nan" => Some(f64::NAN),
+        "inf" | "infinity" | "+inf" | "+infinity" => Some(f64::INFINITY),
+        "-inf" | "-infinity" => Some(f64::NEG_INFINITY),
+        _ => text.parse::<f64>().ok(),
     }
 }
 

@@ -312,8 +312,9 @@ pub struct TensorRecord {
 }
 
 /// Non-finite floats are written as `null` and read back as NaN: a statistic
-/// over no finite element has no value.
-mod finite_or_null {
+/// over no finite element has no value. Readers of the format can serialize
+/// their own floats with it too.
+pub mod finite_or_null {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {

@@ -125,7 +125,7 @@ impl fmt::Display for Severity {
 pub struct Evidence {
     /// What was measured: "loss at step 0", "dead units in fc2".
     pub what: String,
-    #[serde(serialize_with = "crate::context::finite_or_null")]
+    #[serde(serialize_with = "postmortem_recorder::format::finite_or_null::serialize")]
     pub value: f64,
     /// The comparison that made the rule fire: ">= 4.61", "< 1e-3".
     #[serde(skip_serializing_if = "Option::is_none")]
