@@ -9,15 +9,23 @@ use postmortem_recorder::stats::StatsAccumulator;
 use postmortem_recorder::TensorStats;
 use safetensors::tensor::Metadata;
 use safetensors::Dtype;
+use rayon::prelude::*;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 /// The safetensors crate's own limit on the header.
 const MAX_HEADER_BYTES: u64 = 100_000_000;
-/// Bytes read at a time when streaming a tensor.
-const CHUNK_BYTES: usize = 1 << 20;
+/// Bytes read at a time when streaming a tensor: small enough to stay in the
+/// core's cache between the read and the reduction.
+const CHUNK_BYTES: usize = 256 << 10;
+/// Tensors larger than this are reduced in parts of this size on all cores,
+/// then merged; the split depends on the size only, so results do not depend
+/// on the number of threads.
+const PART_BYTES: u64 = 32 << 20;
 /// The largest tensor read whole into memory (labels, logits, one batch's
 /// activations are far smaller); statistics of larger ones are streamed.
 const MAX_VALUES_BYTES: u64 = 256 << 20;
@@ -120,28 +128,32 @@ impl Checkpoint {
 
     /// Statistics of a floating-point tensor, streamed from the file.
     pub fn stats(&self, entry: &TensorEntry) -> Result<TensorStats, LoadError> {
-        use half::slice::HalfFloatSliceExt;
+        let part = (PART_BYTES / element_bytes(entry.dtype)) * element_bytes(entry.dtype);
+        if entry.bytes <= part {
+            return Ok(self.accumulate(entry, 0..entry.bytes)?.finish());
+        }
+        let parts: Vec<Range<u64>> =
+            (0..entry.bytes).step_by(part as usize).map(|start| start..(start + part).min(entry.bytes)).collect();
+        let partial: Vec<StatsAccumulator> =
+            parts.into_par_iter().map(|range| self.accumulate(entry, range)).collect::<Result<_, _>>()?;
         let mut acc = StatsAccumulator::new();
-        // Half floats are widened to f32 a chunk at a time (F16C where the CPU
-        // has it): exact, and the f32 loop is the fast one.
-        let mut widened: Vec<f32> = Vec::new();
-        self.stream(entry, |chunk| match entry.dtype {
-            Dtype::F32 => acc.push_f32(&decode(chunk, f32::from_le_bytes)),
-            Dtype::F64 => acc.push_f64(&decode(chunk, f64::from_le_bytes)),
-            Dtype::F16 => {
-                let halves = decode(chunk, f16::from_le_bytes);
-                widened.resize(halves.len(), 0.0);
-                halves.convert_to_f32_slice(&mut widened);
-                acc.push_f32(&widened);
-            }
-            Dtype::BF16 => {
-                widened.clear();
-                widened.extend(chunk.chunks_exact(2).map(|b| f32::from_bits(u32::from(u16::from_le_bytes([b[0], b[1]])) << 16)));
-                acc.push_f32(&widened);
-            }
+        for p in &partial {
+            acc.merge(p);
+        }
+        Ok(acc.finish())
+    }
+
+    /// The statistics accumulator of a byte range of a tensor's data.
+    fn accumulate(&self, entry: &TensorEntry, range: Range<u64>) -> Result<StatsAccumulator, LoadError> {
+        let mut acc = StatsAccumulator::new();
+        self.stream(entry, range, |chunk| match entry.dtype {
+            Dtype::F32 => acc.push_f32(&elements(chunk, f32::from_le_bytes)),
+            Dtype::F64 => acc.push_f64(&elements(chunk, f64::from_le_bytes)),
+            Dtype::F16 => acc.push_f16(&elements(chunk, f16::from_le_bytes)),
+            Dtype::BF16 => acc.push_bf16(&elements(chunk, bf16::from_le_bytes)),
             _ => {}
         })?;
-        Ok(acc.finish())
+        Ok(acc)
     }
 
     /// A tensor's values as f64, for the small tensors rules look at whole
@@ -157,14 +169,14 @@ impl Checkpoint {
         let mut out = Vec::with_capacity(entry.elements());
         let dtype = entry.dtype;
         let mut unsupported = false;
-        self.stream(entry, |chunk| match dtype {
-            Dtype::F32 => out.extend(decode(chunk, f32::from_le_bytes).into_iter().map(f64::from)),
-            Dtype::F64 => out.extend(decode(chunk, f64::from_le_bytes)),
-            Dtype::F16 => out.extend(decode(chunk, f16::from_le_bytes).into_iter().map(f64::from)),
-            Dtype::BF16 => out.extend(decode(chunk, bf16::from_le_bytes).into_iter().map(f64::from)),
-            Dtype::I64 => out.extend(decode(chunk, i64::from_le_bytes).into_iter().map(|v| v as f64)),
-            Dtype::I32 => out.extend(decode(chunk, i32::from_le_bytes).into_iter().map(f64::from)),
-            Dtype::U32 => out.extend(decode(chunk, u32::from_le_bytes).into_iter().map(f64::from)),
+        self.stream(entry, 0..entry.bytes, |chunk| match dtype {
+            Dtype::F32 => out.extend(elements(chunk, f32::from_le_bytes).iter().map(|&v| f64::from(v))),
+            Dtype::F64 => out.extend(elements(chunk, f64::from_le_bytes).iter()),
+            Dtype::F16 => out.extend(elements(chunk, f16::from_le_bytes).iter().map(|&v| f64::from(v))),
+            Dtype::BF16 => out.extend(elements(chunk, bf16::from_le_bytes).iter().map(|&v| f64::from(v))),
+            Dtype::I64 => out.extend(elements(chunk, i64::from_le_bytes).iter().map(|&v| v as f64)),
+            Dtype::I32 => out.extend(elements(chunk, i32::from_le_bytes).iter().map(|&v| f64::from(v))),
+            Dtype::U32 => out.extend(elements(chunk, u32::from_le_bytes).iter().map(|&v| f64::from(v))),
             Dtype::U8 => out.extend(chunk.iter().map(|&b| f64::from(b))),
             _ => unsupported = true,
         })?;
@@ -178,17 +190,19 @@ impl Checkpoint {
         Ok(out)
     }
 
-    /// Feeds the tensor's bytes to `each` in chunks of whole elements.
-    fn stream(&self, entry: &TensorEntry, mut each: impl FnMut(&[u8])) -> Result<(), LoadError> {
+    /// Feeds the bytes `range` of the tensor's data to `each`, in chunks of
+    /// whole elements that start 8-byte aligned in memory.
+    fn stream(&self, entry: &TensorEntry, range: Range<u64>, mut each: impl FnMut(&[u8])) -> Result<(), LoadError> {
         let path = &self.path;
         let mut file = File::open(path).map_err(|e| LoadError::io(path, e))?;
-        file.seek(SeekFrom::Start(entry.offset)).map_err(|e| LoadError::io(path, e))?;
-        let element = (entry.dtype.bitsize() / 8).max(1);
+        file.seek(SeekFrom::Start(entry.offset + range.start)).map_err(|e| LoadError::io(path, e))?;
+        let element = element_bytes(entry.dtype) as usize;
         let chunk = (CHUNK_BYTES / element) * element;
-        let mut buf = vec![0u8; chunk.min(entry.bytes as usize)];
-        let mut left = entry.bytes as usize;
+        let mut left = (range.end - range.start) as usize;
+        let mut words = vec![0u64; chunk.min(left).div_ceil(8)];
+        let buf: &mut [u8] = bytemuck::cast_slice_mut(&mut words);
         while left > 0 {
-            let n = left.min(buf.len());
+            let n = left.min(chunk);
             file.read_exact(&mut buf[..n]).map_err(|e| LoadError::Checkpoint {
                 path: path.clone(),
                 tensor: Some(entry.name.clone()),
@@ -201,15 +215,28 @@ impl Checkpoint {
     }
 }
 
-fn decode<const N: usize, T>(bytes: &[u8], from: fn([u8; N]) -> T) -> Vec<T> {
-    bytes
-        .chunks_exact(N)
-        .map(|c| {
-            let mut a = [0u8; N];
-            a.copy_from_slice(c);
-            from(a)
-        })
-        .collect()
+fn element_bytes(dtype: Dtype) -> u64 {
+    (dtype.bitsize() as u64 / 8).max(1)
+}
+
+/// The elements stored in `bytes` (little-endian, as safetensors stores them):
+/// borrowed where memory has the same layout, decoded otherwise.
+fn elements<const N: usize, T: bytemuck::Pod>(bytes: &[u8], from_le: fn([u8; N]) -> T) -> Cow<'_, [T]> {
+    if cfg!(target_endian = "little") {
+        if let Ok(values) = bytemuck::try_cast_slice(bytes) {
+            return Cow::Borrowed(values);
+        }
+    }
+    Cow::Owned(
+        bytes
+            .chunks_exact(N)
+            .map(|c| {
+                let mut a = [0u8; N];
+                a.copy_from_slice(c);
+                from_le(a)
+            })
+            .collect(),
+    )
 }
 
 #[cfg(test)]
