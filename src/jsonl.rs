@@ -174,111 +174,206 @@ impl Field<'_> {
     }
 }
 
-/// The `(key, value)` pairs of one metrics line. Well-formed lines are read
-/// straight from the bytes (keys borrowed, numbers as floats); a line with bare
-/// NaN/Infinity tokens goes through [`parse_object`].
+/// The `(key, value)` pairs of one metrics line, in line order. A flat line
+/// of numbers, plain strings, nulls, the bare non-finite tokens and arrays of
+/// counts is scanned straight from the bytes (keys borrowed); any other line
+/// goes through the JSON tree of [`parse_object`], with the same result.
 pub fn parse_fields(bytes: &[u8]) -> Result<Vec<(Cow<'_, str>, Field<'_>)>, String> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let fast = serde::de::DeserializeSeed::deserialize(LineSeed, &mut de).and_then(|fields| de.end().map(|()| fields));
-    match fast {
-        Ok(fields) => Ok(fields),
-        Err(_) => Ok(parse_object(bytes)?.into_iter().map(|(k, v)| (Cow::Owned(k), Field::from_value(v))).collect()),
+    if let Some(fields) = (Scanner { bytes, at: 0 }).object() {
+        return Ok(fields);
     }
+    Ok(parse_object(bytes)?.into_iter().map(|(k, v)| (Cow::Owned(k), Field::from_value(v))).collect())
 }
 
-struct LineSeed;
-
-impl<'de> serde::de::DeserializeSeed<'de> for LineSeed {
-    type Value = Vec<(Cow<'de, str>, Field<'de>)>;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(self)
+/// Checks the scanner of [`parse_fields`] against the JSON tree on one line:
+/// where the scanner takes a line, the tree must read the same values (the
+/// last of repeated keys), and where the tree fails, the scanner must not
+/// have taken it. Returns what differs (for tests and the fuzz target).
+pub fn scanner_disagreement(bytes: &[u8]) -> Option<String> {
+    let scanned = (Scanner { bytes, at: 0 }).object()?;
+    let tree = match parse_object(bytes) {
+        Ok(tree) => tree,
+        Err(e) => return Some(format!("scanned, but the JSON tree fails: {e}")),
+    };
+    let mut last: std::collections::BTreeMap<&str, &Field<'_>> = Default::default();
+    for (key, field) in &scanned {
+        last.insert(key, field);
     }
-}
-
-impl<'de> serde::de::Visitor<'de> for LineSeed {
-    type Value = Vec<(Cow<'de, str>, Field<'de>)>;
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a JSON object")
+    if last.len() != tree.len() {
+        return Some(format!("{} keys scanned, {} in the tree", last.len(), tree.len()));
     }
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(24));
-        while let Some(Key(key)) = map.next_key()? {
-            fields.push((key, map.next_value::<FieldOf>()?.0));
+    for (key, value) in &tree {
+        let expected = Field::from_value(value.clone());
+        let same = match (last.get(key.as_str()), &expected) {
+            (Some(Field::Number(a)), Field::Number(b)) => a.to_bits() == b.to_bits(),
+            (Some(Field::Number(a)), Field::Text(t)) => a.is_nan() && text_number(t).is_some_and(f64::is_nan) || Some(*a) == text_number(t),
+            (Some(found), expected) => *found == expected,
+            (None, _) => false,
+        };
+        if !same {
+            return Some(format!("{key}: scanned {:?}, tree {expected:?}", last.get(key.as_str())));
         }
-        Ok(fields)
     }
+    None
 }
 
-/// A key, borrowed from the line unless it holds escapes.
-struct Key<'de>(Cow<'de, str>);
-
-impl<'de> serde::Deserialize<'de> for Key<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v.to_string())))
-            }
-        }
-        d.deserialize_str(V)
-    }
+/// A scanner for the common shape of a metrics line. Every method returns
+/// `None` on anything it does not handle, valid JSON or not; the caller then
+/// takes the general path, which also writes the error messages.
+struct Scanner<'a> {
+    bytes: &'a [u8],
+    at: usize,
 }
 
-struct FieldOf<'de>(Field<'de>);
-
-impl<'de> serde::Deserialize<'de> for FieldOf<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = FieldOf<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a metric value")
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
-                Ok(FieldOf(Field::Number(v)))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(FieldOf(Field::Unsigned(v)))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-                Ok(FieldOf(Field::Number(v as f64)))
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(FieldOf(Field::Null))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(FieldOf(Field::Other))
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(FieldOf(Field::Text(Cow::Borrowed(v))))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(FieldOf(Field::Text(Cow::Owned(v.to_string()))))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut counts = Vec::new();
-                let mut all_counts = true;
-                while let Some(v) = seq.next_element::<Value>()? {
-                    match v.as_u64() {
-                        Some(c) if all_counts => counts.push(c),
-                        _ => all_counts = false,
-                    }
+impl<'a> Scanner<'a> {
+    fn object(mut self) -> Option<Vec<(Cow<'a, str>, Field<'a>)>> {
+        let mut fields = Vec::with_capacity(24);
+        self.expect(b'{')?;
+        if self.peek()? == b'}' {
+            self.at += 1;
+        } else {
+            loop {
+                let key = self.string()?;
+                self.expect(b':')?;
+                let value = self.value()?;
+                fields.push((Cow::Borrowed(key), value));
+                match self.next()? {
+                    b',' => continue,
+                    b'}' => break,
+                    _ => return None,
                 }
-                Ok(FieldOf(if all_counts { Field::Counts(counts) } else { Field::Other }))
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
-                Ok(FieldOf(Field::Other))
             }
         }
-        d.deserialize_any(V)
+        self.skip_whitespace();
+        (self.at == self.bytes.len()).then_some(fields)
+    }
+
+    fn value(&mut self) -> Option<Field<'a>> {
+        match self.peek()? {
+            b'"' => Some(Field::Text(Cow::Borrowed(self.string()?))),
+            b'n' => self.word(b"null", Field::Null),
+            b'N' => self.word(b"NaN", Field::Number(f64::NAN)),
+            b'I' => self.word(b"Infinity", Field::Number(f64::INFINITY)),
+            b'-' if self.bytes.get(self.at + 1) == Some(&b'I') => {
+                self.at += 1;
+                self.word(b"Infinity", Field::Number(f64::NEG_INFINITY))
+            }
+            b'[' => self.counts(),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
+        }
+    }
+
+    /// A string without escapes or control characters, as UTF-8.
+    fn string(&mut self) -> Option<&'a str> {
+        self.expect(b'"')?;
+        let start = self.at;
+        let len = self.bytes[start..].iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        self.at = start + len;
+        if self.bytes[self.at] != b'"' {
+            return None;
+        }
+        self.at += 1;
+        std::str::from_utf8(&self.bytes[start..start + len]).ok()
+    }
+
+    /// A JSON number, read as serde_json reads it: non-negative integers as
+    /// exact `u64`, others as the nearest `f64` (`-0` too); out of range is
+    /// left to it.
+    fn number(&mut self) -> Option<Field<'a>> {
+        let start = self.at;
+        let negative = self.bytes[start] == b'-';
+        self.at += negative as usize;
+        let int_start = self.at;
+        self.digits();
+        let int_len = self.at - int_start;
+        if int_len == 0 || (int_len > 1 && self.bytes[int_start] == b'0') {
+            return None;
+        }
+        let mut integer = true;
+        if self.bytes.get(self.at) == Some(&b'.') {
+            self.at += 1;
+            integer = false;
+            if self.digits() == 0 {
+                return None;
+            }
+        }
+        if matches!(self.bytes.get(self.at), Some(b'e' | b'E')) {
+            self.at += 1;
+            integer = false;
+            if matches!(self.bytes.get(self.at), Some(b'+' | b'-')) {
+                self.at += 1;
+            }
+            if self.digits() == 0 {
+                return None;
+            }
+        }
+        let text = &self.bytes[start..self.at];
+        if integer && !negative {
+            let exact = text.iter().try_fold(0u64, |n, &d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')));
+            if let Some(v) = exact {
+                return Some(Field::Unsigned(v));
+            }
+        }
+        // A valid JSON number by now, which this parser reads correctly
+        // rounded, as serde_json does.
+        let v: f64 = fast_float2::parse(text).ok()?;
+        v.is_finite().then_some(Field::Number(v))
+    }
+
+    /// An array of non-negative integers (class counts).
+    fn counts(&mut self) -> Option<Field<'a>> {
+        self.expect(b'[')?;
+        let mut counts = Vec::new();
+        if self.peek()? == b']' {
+            self.at += 1;
+            return Some(Field::Counts(counts));
+        }
+        loop {
+            self.skip_whitespace();
+            let Field::Unsigned(count) = self.number()? else { return None };
+            counts.push(count);
+            match self.next()? {
+                b',' => continue,
+                b']' => return Some(Field::Counts(counts)),
+                _ => return None,
+            }
+        }
+    }
+
+    fn word(&mut self, word: &[u8], field: Field<'a>) -> Option<Field<'a>> {
+        self.bytes[self.at..].starts_with(word).then(|| {
+            self.at += word.len();
+            field
+        })
+    }
+
+    fn digits(&mut self) -> usize {
+        let n = self.bytes[self.at..].iter().take_while(|b| b.is_ascii_digit()).count();
+        self.at += n;
+        n
+    }
+
+    fn skip_whitespace(&mut self) {
+        while matches!(self.bytes.get(self.at), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.at += 1;
+        }
+    }
+
+    /// The next byte after whitespace, without taking it.
+    fn peek(&mut self) -> Option<u8> {
+        self.skip_whitespace();
+        self.bytes.get(self.at).copied()
+    }
+
+    fn next(&mut self) -> Option<u8> {
+        let b = self.peek()?;
+        self.at += 1;
+        Some(b)
+    }
+
+    fn expect(&mut self, byte: u8) -> Option<()> {
+        (self.next()? == byte).then_some(())
     }
 }
 
@@ -402,6 +497,45 @@ mod tests {
         }
         assert!(parse_fields(b"{\"step\": 1,").is_err());
         assert!(parse_fields(b"[1]").is_err());
+    }
+
+    #[test]
+    fn scanner_agrees_with_the_json_tree() {
+        let mut lines: Vec<String> = [
+            r#"{"step":3,"loss":0.5,"n":7,"neg":-2,"s":"1.5","x":null,"c":[1,2],"b":true,"o":{"a":[1]}}"#,
+            r#"{"step":1,"loss":NaN,"g":-Infinity,"h":Infinity,"c":[3, 4 ,5],"e":[]}"#,
+            r#" { "step" : 1 , "loss" : 2 } "#,
+            r#"{"kéy":1,"esc":"a"b","tab":"a	b"}"#,
+            r#"{"dup":1,"dup":2}"#,
+            r#"{}"#,
+            r#"{"big":18446744073709551615,"bigger":18446744073709551616,"neg":-9223372036854775809,"z":-0,"f":-0.0}"#,
+            r#"{"e":1e5,"E":1E-5,"p":1e+5,"huge":1e400,"tiny":1e-400,"long":0.1000000000000000055511151231257827}"#,
+            r#"{"lead":01,"dot":1.,"frac":.5,"plus":+1,"exp":1e,"hex":0x10}"#,
+            r#"{"step":1,"loss":nan,"x":inf,"y":-NaN,"z":Infinit}"#,
+            r#"{"step":1,"c":[1,-2],"d":[1.5],"e":[1,]}"#,
+            r#"{"step":1,}"#,
+            r#"{"step":1}}"#,
+            r#"{"step":1} x"#,
+            r#"{"step" 1}"#,
+            r#"["step",1]"#,
+            "{\"a\":\"\u{7f}\u{202e}\u{1F600}\"}",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mut state = 17u64;
+        for _ in 0..2000 {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let v = f64::from_bits(state) ;
+            let small = ((state >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 10f64.powi((state % 40) as i32 - 20);
+            lines.push(format!("{{\"step\":{},\"a\":{v:?},\"b\":{small},\"c\":{small:e},\"d\":{}}}", state >> 20, state as i64));
+        }
+        for line in &lines {
+            assert_eq!(scanner_disagreement(line.as_bytes()), None, "{line}");
+        }
+        // The common lines are taken by the scanner, not the slow path.
+        assert!((Scanner { bytes: lines[2].as_bytes(), at: 0 }).object().is_some());
+        assert!((Scanner { bytes: lines[1].as_bytes(), at: 0 }).object().is_some());
     }
 
     #[test]

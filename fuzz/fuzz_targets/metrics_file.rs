@@ -1,4 +1,5 @@
-//! Any bytes as metrics.jsonl: loaded or refused with an error, never a panic.
+//! Any bytes as metrics.jsonl: loaded or refused with an error, never a panic;
+//! and the fast line scanner reads every line it takes as the JSON tree does.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
@@ -9,4 +10,9 @@ fuzz_target!(|data: &[u8]| {
         let _ = postmortem::run::metrics::load(&path, &mut warnings);
     }
     let _ = postmortem::jsonl::parse_fields(data);
+    for line in data.split(|&b| b == b'\n') {
+        if let Some(difference) = postmortem::jsonl::scanner_disagreement(line) {
+            panic!("{difference}");
+        }
+    }
 });

@@ -1,6 +1,6 @@
 use super::{declare_rule, Evidence, Finding, Options, Outcome, Rule, RuleMeta, Severity};
 use crate::context::Context;
-use crate::series::median;
+use crate::series::{median, rolling_median};
 use crate::summary::format_number;
 use postmortem_recorder::TensorKind;
 
@@ -93,8 +93,10 @@ impl Rule for ExplodingGradients {
         let finite: Vec<(u64, f64)> = norms.iter().copied().take_while(|(_, v)| v.is_finite()).collect();
         let head_max = finite.iter().take(3).map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
         let spike_limit = options.get("spike");
+        // trailing[i - 1] is the median of the (up to) 20 norms before i.
+        let trailing = rolling_median(&finite.iter().map(|p| p.1).collect::<Vec<_>>(), 20);
         for i in 3..finite.len() {
-            let before = median(finite[i.saturating_sub(20)..i].iter().map(|p| p.1));
+            let before = trailing[i - 1];
             let (step, v) = finite[i];
             if v > spike_limit * before && v > head_max {
                 findings.push(

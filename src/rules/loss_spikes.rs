@@ -51,10 +51,12 @@ pub fn find_spikes(points: &[(u64, f64)], factor: f64, min_height: f64, recover_
     }
     let initial = median(points[..3].iter().map(|p| p.1));
     let start = (n / 20).max(10);
+    // trailing[i - 1] is the median of the 10 values before i.
+    let trailing = series::rolling_median(&points.iter().map(|p| p.1).collect::<Vec<_>>(), 10);
     let mut spikes = Vec::new();
     let mut i = start;
     while i < n {
-        let before = median(points[i - 10..i].iter().map(|p| p.1));
+        let before = trailing[i - 1];
         let v = points[i].1;
         if v > factor * before && v - before > min_height * initial {
             let recovered = points[i + 1..(i + 1 + recover_within).min(n)].iter().any(|p| p.1 < 2.0 * before);

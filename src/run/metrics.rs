@@ -35,13 +35,15 @@ pub struct MetricsTable {
     /// List-valued metrics such as `label_counts` and `pred_counts`: per key,
     /// `(step, counts)` in step order.
     pub counts: BTreeMap<String, Vec<(u64, Vec<u64>)>>,
+    /// The step column, kept as a plain vector: every series is read against it.
+    steps: Vec<u64>,
 }
 
 impl MetricsTable {
     pub fn empty() -> Self {
         let steps: Vec<u64> = Vec::new();
         let frame = DataFrame::new(0, vec![Column::new(STEP.into(), steps)]).unwrap_or_default();
-        MetricsTable { frame, counts: BTreeMap::new() }
+        MetricsTable::new(frame, BTreeMap::new())
     }
 
     /// A table from in-memory series (for writers and tests): every series is
@@ -64,18 +66,23 @@ impl MetricsTable {
             columns.push(Column::new((*name).into(), values));
         }
         let frame = DataFrame::new(steps.len(), columns).unwrap_or_default();
-        MetricsTable { frame, counts }
+        MetricsTable::new(frame, counts)
+    }
+
+    fn new(frame: DataFrame, counts: BTreeMap<String, Vec<(u64, Vec<u64>)>>) -> Self {
+        let steps = match frame.column(STEP).and_then(|c| c.u64()) {
+            Ok(steps) => steps.iter().flatten().collect(),
+            Err(_) => Vec::new(),
+        };
+        MetricsTable { frame, counts, steps }
     }
 
     pub fn rows(&self) -> usize {
         self.frame.height()
     }
 
-    pub fn steps(&self) -> Vec<u64> {
-        match self.frame.column(STEP).and_then(|c| c.u64()) {
-            Ok(steps) => steps.iter().flatten().collect(),
-            Err(_) => Vec::new(),
-        }
+    pub fn steps(&self) -> &[u64] {
+        &self.steps
     }
 
     /// Names of the scalar metrics, sorted.
@@ -91,14 +98,97 @@ impl MetricsTable {
     /// The recorded `(step, value)` points of one scalar metric, nulls left out.
     pub fn series(&self, name: &str) -> Option<Vec<(u64, f64)>> {
         let values = self.frame.column(name).ok()?.f64().ok()?;
-        let steps = self.steps();
-        Some(
-            steps
-                .into_iter()
-                .zip(values.iter())
-                .filter_map(|(step, value)| value.map(|v| (step, v)))
-                .collect(),
-        )
+        let steps = self.steps.iter().copied();
+        // Without nulls the values are one contiguous slice: zip it directly.
+        if let Ok(dense) = values.cont_slice() {
+            return Some(steps.zip(dense.iter().copied()).collect());
+        }
+        Some(steps.zip(values.iter()).filter_map(|(step, value)| value.map(|v| (step, v))).collect())
+    }
+}
+
+/// One metric's values as rows come in: dense while the key has been on
+/// every row from the first (the usual case: 8 bytes a value, handed to polars
+/// without a copy), sparse from the first row that lacks it, so that a key
+/// seen once costs one entry, not one per row.
+enum ColumnValues {
+    /// The values of rows `0..len`.
+    Dense(Vec<f64>),
+    /// Rows with a value, in increasing order, and their values.
+    Sparse { rows: Vec<usize>, values: Vec<f64> },
+}
+
+impl Default for ColumnValues {
+    fn default() -> Self {
+        ColumnValues::Dense(Vec::new())
+    }
+}
+
+impl ColumnValues {
+    /// Sets the value of `row`, the last row or a later one; a later line of
+    /// the same step wins.
+    fn set(&mut self, row: usize, value: f64) {
+        if let ColumnValues::Dense(values) = self {
+            if row + 1 == values.len() {
+                values[row] = value;
+                return;
+            }
+            if row == values.len() {
+                values.push(value);
+                return;
+            }
+            *self = ColumnValues::Sparse { rows: (0..values.len()).collect(), values: std::mem::take(values) };
+        }
+        if let ColumnValues::Sparse { rows, values } = self {
+            match (rows.last(), values.last_mut()) {
+                (Some(&last), Some(v)) if last == row => *v = value,
+                _ => {
+                    rows.push(row);
+                    values.push(value);
+                }
+            }
+        }
+    }
+
+    /// Keeps the values of rows `0..keep`.
+    fn truncate(&mut self, keep: usize) {
+        match self {
+            ColumnValues::Dense(values) => values.truncate(keep.min(values.len())),
+            ColumnValues::Sparse { rows, values } => {
+                let cut = rows.partition_point(|&row| row < keep);
+                rows.truncate(cut);
+                values.truncate(cut);
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            ColumnValues::Dense(values) => values.is_empty(),
+            ColumnValues::Sparse { values, .. } => values.is_empty(),
+        }
+    }
+
+    /// The polars column of `height` rows, null where there is no value.
+    fn into_column(self, name: &str, height: usize) -> Column {
+        use polars::prelude::{Float64Chunked, IntoColumn};
+        match self {
+            ColumnValues::Dense(values) if values.len() == height => {
+                Float64Chunked::from_vec(name.into(), values).into_column()
+            }
+            ColumnValues::Dense(values) => {
+                let mut dense: Vec<Option<f64>> = values.into_iter().map(Some).collect();
+                dense.resize(height, None);
+                Column::new(name.into(), dense)
+            }
+            ColumnValues::Sparse { rows, values } => {
+                let mut dense = vec![None; height];
+                for (row, value) in rows.into_iter().zip(values) {
+                    dense[row] = Some(value);
+                }
+                Column::new(name.into(), dense)
+            }
+        }
     }
 }
 
@@ -108,9 +198,7 @@ struct Builder {
     steps: Vec<u64>,
     /// Column index by metric name.
     names: BTreeMap<String, usize>,
-    /// Per column, the `(row, value)` pairs recorded, in row order: sparse,
-    /// so that a key seen once costs one entry, not one per row.
-    columns: Vec<Vec<(usize, f64)>>,
+    columns: Vec<ColumnValues>,
     /// Keys beyond `MAX_COLUMNS`, ignored: (count, first line).
     overflow: Option<(usize, usize)>,
     /// The previous line's keys by position, with their column: lines usually
@@ -163,12 +251,7 @@ impl Builder {
             }
             let Some(number) = number else { continue };
             let Some(index) = self.column_index(position, &key, line) else { continue };
-            let column = &mut self.columns[index];
-            match column.last_mut() {
-                // A later line of the same step wins.
-                Some((at, value)) if *at == row => *value = number,
-                _ => column.push((row, number)),
-            }
+            self.columns[index].set(row, number);
         }
     }
 
@@ -187,7 +270,7 @@ impl Builder {
                 return None;
             }
             None => {
-                self.columns.push(Vec::new());
+                self.columns.push(ColumnValues::default());
                 self.names.insert(key.to_string(), self.columns.len() - 1);
                 self.columns.len() - 1
             }
@@ -209,15 +292,14 @@ impl Builder {
         let keep = self.steps.partition_point(|&s| s < step);
         self.steps.truncate(keep);
         for column in self.columns.iter_mut() {
-            let cut = column.partition_point(|(row, _)| *row < keep);
-            column.truncate(cut);
+            column.truncate(keep);
         }
         for series in self.counts.values_mut() {
             series.retain(|(s, _)| *s < step);
         }
     }
 
-    fn finish(self, path: &Path, warnings: &mut Vec<Warning>) -> Result<MetricsTable, LoadError> {
+    fn finish(mut self, path: &Path, warnings: &mut Vec<Warning>) -> Result<MetricsTable, LoadError> {
         let warn = |line: Option<usize>, message: String| Warning { file: path.to_path_buf(), line, message };
         if let Some(&first) = self.stepless.first() {
             warnings.push(warn(
@@ -246,22 +328,18 @@ impl Builder {
         let height = self.steps.len();
         let mut columns = vec![Column::new(STEP.into(), self.steps)];
         for (name, index) in &self.names {
-            let sparse = &self.columns[*index];
-            if sparse.is_empty() {
-                continue;
+            // Taken one at a time, so that memory holds one copy of the values.
+            let values = std::mem::take(&mut self.columns[*index]);
+            if !values.is_empty() {
+                columns.push(values.into_column(name, height));
             }
-            let mut dense = vec![None; height];
-            for &(row, value) in sparse {
-                dense[row] = Some(value);
-            }
-            columns.push(Column::new(name.as_str().into(), dense));
         }
         let frame = DataFrame::new(height, columns).map_err(|e| LoadError::Line {
             path: path.to_path_buf(),
             line: 0,
             message: format!("could not build the metrics table: {e}"),
         })?;
-        Ok(MetricsTable { frame, counts: self.counts })
+        Ok(MetricsTable::new(frame, self.counts))
     }
 }
 
@@ -324,6 +402,17 @@ mod tests {
         assert_eq!(table.series("val_loss").unwrap(), [(4999, 0.25)]);
         assert_eq!(table.series("loss").unwrap()[1], (1, 1.5));
         assert_eq!(table.counts["label_counts"], [(4999, vec![3, 4])]);
+    }
+
+    #[test]
+    fn gaps_and_trailing_rows_are_null() {
+        // "acc" is on every row until step 2, then missing, then back; "lr" stops early.
+        let (table, _) = load_text(
+            "{\"step\":0,\"acc\":0.1,\"lr\":1}\n{\"step\":1,\"acc\":0.2,\"lr\":1}\n{\"step\":2}\n{\"step\":3,\"acc\":0.4}\n{\"step\":3,\"acc\":0.5}\n",
+        );
+        assert_eq!(table.series("acc").unwrap(), [(0, 0.1), (1, 0.2), (3, 0.5)]);
+        assert_eq!(table.series("lr").unwrap(), [(0, 1.0), (1, 1.0)]);
+        assert_eq!(table.frame.column("lr").unwrap().null_count(), 2);
     }
 
     #[test]
