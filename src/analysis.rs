@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::context::Context;
 use crate::rules::{self, Finding, Options, Outcome, RuleResult, Section, Severity, Status};
 use crate::run::Run;
+use rayon::prelude::*;
 use crate::summary::Summary;
 use serde::Serialize;
 
@@ -51,24 +52,33 @@ pub fn analyze(run: &Run, config: &Config) -> Analysis {
 /// streamed once).
 pub fn analyze_in(ctx: &Context, config: &Config) -> Analysis {
     let run = ctx.run;
+    // Rules are independent and read a shared context (its derived data is
+    // computed once, whichever rule asks first), so they run in parallel;
+    // their results are gathered in checklist order.
+    let outcomes: Vec<(&'static str, Option<Outcome>)> = rules::all()
+        .into_par_iter()
+        .map(|rule| {
+            let meta = rule.meta();
+            if !config.enabled(meta.id) {
+                return (meta.id, None);
+            }
+            let options = Options::new(meta.options, config.rules.get(meta.id));
+            (meta.id, Some(rule.check(ctx, &options)))
+        })
+        .collect();
     let mut findings = Vec::new();
     let mut results = Vec::new();
-    for rule in rules::all() {
-        let meta = rule.meta();
-        if !config.enabled(meta.id) {
-            results.push(RuleResult { rule: meta.id, status: Status::Disabled, reason: None });
-            continue;
-        }
-        let options = Options::new(meta.options, config.rules.get(meta.id));
-        let (status, reason) = match rule.check(ctx, &options) {
-            Outcome::Fired(mut found) => {
+    for (rule, outcome) in outcomes {
+        let (status, reason) = match outcome {
+            None => (Status::Disabled, None),
+            Some(Outcome::Fired(mut found)) => {
                 findings.append(&mut found);
                 (Status::Fired, None)
             }
-            Outcome::Passed(why) => (Status::Passed, Some(why)),
-            Outcome::Skipped(why) => (Status::Skipped, Some(why)),
+            Some(Outcome::Passed(why)) => (Status::Passed, Some(why)),
+            Some(Outcome::Skipped(why)) => (Status::Skipped, Some(why)),
         };
-        results.push(RuleResult { rule: meta.id, status, reason });
+        results.push(RuleResult { rule, status, reason });
     }
     let mut summary = Summary::of(run);
     summary.warnings.extend(ctx.warnings());

@@ -44,7 +44,7 @@ pub fn read_lines(
             match each(line.number, line.bytes) {
                 Ok(()) => {}
                 Err(LineError::Load(e)) => return Err(e),
-                Err(LineError::Parse(message)) => parse_failure(path, line, message, warnings)?,
+                Err(LineError::Parse(message)) => parse_failure(path, line.number, line.complete, message, warnings)?,
             }
         }
         Ok(())
@@ -61,20 +61,26 @@ pub struct Line<'a> {
 
 /// What a line that does not parse means: a warning for a cut-short last
 /// line, an error naming the line anywhere else.
-pub fn parse_failure(path: &Path, line: &Line<'_>, message: String, warnings: &mut Vec<Warning>) -> Result<(), LoadError> {
-    if line.complete {
-        return Err(LoadError::Line { path: path.to_path_buf(), line: line.number, message });
+pub fn parse_failure(
+    path: &Path,
+    number: usize,
+    complete: bool,
+    message: String,
+    warnings: &mut Vec<Warning>,
+) -> Result<(), LoadError> {
+    if complete {
+        return Err(LoadError::Line { path: path.to_path_buf(), line: number, message });
     }
     warnings.push(Warning {
         file: path.to_path_buf(),
-        line: Some(line.number),
+        line: Some(number),
         message: format!("last line is cut short ({message}); the run was probably killed while writing it; skipped"),
     });
     Ok(())
 }
 
 /// Bytes read at a time; lines are handed over a block of them at a time.
-const BLOCK_BYTES: usize = 8 << 20;
+const BLOCK_BYTES: usize = 4 << 20;
 
 /// Calls `each(lines, warnings)` for consecutive blocks of the non-empty lines
 /// of `path`, so that a caller can parse a block's lines in parallel.
@@ -85,27 +91,25 @@ pub fn read_line_blocks(
     use std::io::Read;
     let mut file = std::fs::File::open(path).map_err(|e| LoadError::io(path, e))?;
     let mut warnings = Vec::new();
-    let mut pending: Vec<u8> = Vec::new();
-    let mut block = vec![0u8; BLOCK_BYTES];
+    // Read straight into the tail of what is pending (the cut-off end of the
+    // previous block), so that each byte is copied once.
+    let mut pending: Vec<u8> = Vec::with_capacity(BLOCK_BYTES);
     let mut number = 0usize;
     let mut at_end = false;
     while !at_end {
-        let read = loop {
-            match file.read(&mut block) {
-                Ok(n) => break n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(LoadError::io(path, e)),
-            }
-        };
+        let read = (&mut file).take(BLOCK_BYTES as u64).read_to_end(&mut pending).map_err(|e| LoadError::io(path, e))?;
         at_end = read == 0;
-        pending.extend_from_slice(&block[..read]);
         // Whole lines only, except at the end, where the rest is the last line.
-        let cut = if at_end { pending.len() } else { pending.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) };
+        let cut = if at_end { pending.len() } else { memchr::memrchr(b'\n', &pending).map_or(0, |i| i + 1) };
         if cut == 0 {
             continue;
         }
         let mut lines = Vec::new();
-        for raw in pending[..cut].split_inclusive(|&b| b == b'\n') {
+        let mut start = 0;
+        while start < cut {
+            let end = memchr::memchr(b'\n', &pending[start..cut]).map_or(cut, |i| start + i + 1);
+            let raw = &pending[start..end];
+            start = end;
             number += 1;
             let complete = raw.last() == Some(&b'\n');
             let mut bytes = if complete { &raw[..raw.len() - 1] } else { raw };
@@ -150,6 +154,18 @@ pub enum Field<'a> {
 }
 
 impl Field<'_> {
+    /// The same value, owning its text.
+    pub fn into_owned(self) -> Field<'static> {
+        match self {
+            Field::Unsigned(v) => Field::Unsigned(v),
+            Field::Number(v) => Field::Number(v),
+            Field::Null => Field::Null,
+            Field::Text(t) => Field::Text(Cow::Owned(t.into_owned())),
+            Field::Counts(c) => Field::Counts(c),
+            Field::Other => Field::Other,
+        }
+    }
+
     /// The value as a float, as [`number`] reads JSON values.
     pub fn number(&self) -> Option<f64> {
         match self {
@@ -179,10 +195,29 @@ impl Field<'_> {
 /// counts is scanned straight from the bytes (keys borrowed); any other line
 /// goes through the JSON tree of [`parse_object`], with the same result.
 pub fn parse_fields(bytes: &[u8]) -> Result<Vec<(Cow<'_, str>, Field<'_>)>, String> {
-    if let Some(fields) = (Scanner { bytes, at: 0 }).object() {
+    if let Some(fields) = scan_flat(bytes) {
         return Ok(fields);
     }
     Ok(parse_object(bytes)?.into_iter().map(|(k, v)| (Cow::Owned(k), Field::from_value(v))).collect())
+}
+
+/// The fields of a flat line, or `None` where the general path is needed.
+fn scan_flat(bytes: &[u8]) -> Option<Vec<(Cow<'_, str>, Field<'_>)>> {
+    let mut fields = Vec::with_capacity(24);
+    scan_fields(bytes, |key, value| {
+        fields.push((Cow::Borrowed(std::str::from_utf8(key).ok()?), value));
+        Some(())
+    })?;
+    Some(fields)
+}
+
+/// The scanner of [`parse_fields`] on its own: calls `each(key, value)` for
+/// every field of a flat line, the key as raw bytes (without escapes, but
+/// its UTF-8 not checked: a caller that recognizes the bytes of a key it has
+/// seen need not check them again). `None`, from the scanner or from `each`,
+/// means the line needs [`parse_fields`]; fields already given are void.
+pub fn scan_fields<'a>(bytes: &'a [u8], each: impl FnMut(&'a [u8], Field<'a>) -> Option<()>) -> Option<()> {
+    (Scanner { bytes, at: 0 }).object(each)
 }
 
 /// Checks the scanner of [`parse_fields`] against the JSON tree on one line:
@@ -190,7 +225,7 @@ pub fn parse_fields(bytes: &[u8]) -> Result<Vec<(Cow<'_, str>, Field<'_>)>, Stri
 /// last of repeated keys), and where the tree fails, the scanner must not
 /// have taken it. Returns what differs (for tests and the fuzz target).
 pub fn scanner_disagreement(bytes: &[u8]) -> Option<String> {
-    let scanned = (Scanner { bytes, at: 0 }).object()?;
+    let scanned = scan_flat(bytes)?;
     let tree = match parse_object(bytes) {
         Ok(tree) => tree,
         Err(e) => return Some(format!("scanned, but the JSON tree fails: {e}")),
@@ -226,17 +261,16 @@ struct Scanner<'a> {
 }
 
 impl<'a> Scanner<'a> {
-    fn object(mut self) -> Option<Vec<(Cow<'a, str>, Field<'a>)>> {
-        let mut fields = Vec::with_capacity(24);
+    fn object(mut self, mut each: impl FnMut(&'a [u8], Field<'a>) -> Option<()>) -> Option<()> {
         self.expect(b'{')?;
         if self.peek()? == b'}' {
             self.at += 1;
         } else {
             loop {
-                let key = self.string()?;
+                let key = self.raw_string()?;
                 self.expect(b':')?;
                 let value = self.value()?;
-                fields.push((Cow::Borrowed(key), value));
+                each(key, value)?;
                 match self.next()? {
                     b',' => continue,
                     b'}' => break,
@@ -245,12 +279,12 @@ impl<'a> Scanner<'a> {
             }
         }
         self.skip_whitespace();
-        (self.at == self.bytes.len()).then_some(fields)
+        (self.at == self.bytes.len()).then_some(())
     }
 
     fn value(&mut self) -> Option<Field<'a>> {
         match self.peek()? {
-            b'"' => Some(Field::Text(Cow::Borrowed(self.string()?))),
+            b'"' => Some(Field::Text(Cow::Borrowed(std::str::from_utf8(self.raw_string()?).ok()?))),
             b'n' => self.word(b"null", Field::Null),
             b'N' => self.word(b"NaN", Field::Number(f64::NAN)),
             b'I' => self.word(b"Infinity", Field::Number(f64::INFINITY)),
@@ -264,8 +298,8 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// A string without escapes or control characters, as UTF-8.
-    fn string(&mut self) -> Option<&'a str> {
+    /// The bytes of a string without escapes or control characters.
+    fn raw_string(&mut self) -> Option<&'a [u8]> {
         self.expect(b'"')?;
         let start = self.at;
         let len = self.bytes[start..].iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
@@ -274,51 +308,39 @@ impl<'a> Scanner<'a> {
             return None;
         }
         self.at += 1;
-        std::str::from_utf8(&self.bytes[start..start + len]).ok()
+        Some(&self.bytes[start..start + len])
     }
 
     /// A JSON number, read as serde_json reads it: non-negative integers as
     /// exact `u64`, others as the nearest `f64` (`-0` too); out of range is
     /// left to it.
     fn number(&mut self) -> Option<Field<'a>> {
-        let start = self.at;
-        let negative = self.bytes[start] == b'-';
-        self.at += negative as usize;
-        let int_start = self.at;
-        self.digits();
-        let int_len = self.at - int_start;
-        if int_len == 0 || (int_len > 1 && self.bytes[int_start] == b'0') {
+        let rest = &self.bytes[self.at..];
+        let negative = rest[0] == b'-';
+        let int_start = negative as usize;
+        // The float parser reads the longest number it can (correctly rounded,
+        // as serde_json does); what JSON forbids beyond that is checked here:
+        // a start that is not a digit, leading zeros, "1." and ".5".
+        let (value, len): (f64, usize) = fast_float2::parse_partial(rest).ok()?;
+        let text = &rest[..len];
+        let first = *text.get(int_start)?;
+        if !first.is_ascii_digit() || (first == b'0' && text.get(int_start + 1).is_some_and(u8::is_ascii_digit)) {
             return None;
         }
-        let mut integer = true;
-        if self.bytes.get(self.at) == Some(&b'.') {
-            self.at += 1;
-            integer = false;
-            if self.digits() == 0 {
+        let dot = text.iter().position(|&b| b == b'.');
+        if let Some(dot) = dot {
+            if !text.get(dot + 1).is_some_and(u8::is_ascii_digit) {
                 return None;
             }
         }
-        if matches!(self.bytes.get(self.at), Some(b'e' | b'E')) {
-            self.at += 1;
-            integer = false;
-            if matches!(self.bytes.get(self.at), Some(b'+' | b'-')) {
-                self.at += 1;
-            }
-            if self.digits() == 0 {
-                return None;
-            }
-        }
-        let text = &self.bytes[start..self.at];
-        if integer && !negative {
+        self.at += len;
+        if dot.is_none() && !negative && text.iter().all(u8::is_ascii_digit) {
             let exact = text.iter().try_fold(0u64, |n, &d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')));
             if let Some(v) = exact {
                 return Some(Field::Unsigned(v));
             }
         }
-        // A valid JSON number by now, which this parser reads correctly
-        // rounded, as serde_json does.
-        let v: f64 = fast_float2::parse(text).ok()?;
-        v.is_finite().then_some(Field::Number(v))
+        value.is_finite().then_some(Field::Number(value))
     }
 
     /// An array of non-negative integers (class counts).
@@ -346,12 +368,6 @@ impl<'a> Scanner<'a> {
             self.at += word.len();
             field
         })
-    }
-
-    fn digits(&mut self) -> usize {
-        let n = self.bytes[self.at..].iter().take_while(|b| b.is_ascii_digit()).count();
-        self.at += n;
-        n
     }
 
     fn skip_whitespace(&mut self) {
@@ -534,8 +550,8 @@ mod tests {
             assert_eq!(scanner_disagreement(line.as_bytes()), None, "{line}");
         }
         // The common lines are taken by the scanner, not the slow path.
-        assert!((Scanner { bytes: lines[2].as_bytes(), at: 0 }).object().is_some());
-        assert!((Scanner { bytes: lines[1].as_bytes(), at: 0 }).object().is_some());
+        assert!(scan_flat(lines[2].as_bytes()).is_some());
+        assert!(scan_flat(lines[1].as_bytes()).is_some());
     }
 
     #[test]

@@ -16,13 +16,15 @@ pub fn median(values: impl IntoIterator<Item = f64>) -> f64 {
     if v.is_empty() {
         return f64::NAN;
     }
-    v.sort_by(f64::total_cmp);
-    let mid = v.len() / 2;
-    if v.len() % 2 == 1 {
-        v[mid]
-    } else {
-        (v[mid - 1] + v[mid]) / 2.0
+    // Selection, not a full sort: linear in the length.
+    let (mid, odd) = (v.len() / 2, v.len() % 2 == 1);
+    let (below, &mut upper, _) = v.select_nth_unstable_by(mid, f64::total_cmp);
+    if odd {
+        return upper;
     }
+    // Everything before the middle is at most `upper`: the lower middle is their maximum.
+    let lower = below.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (lower + upper) / 2.0
 }
 
 /// Median of each trailing window of `window` values (shorter at the start),
@@ -111,6 +113,7 @@ mod tests {
     fn medians_and_windows() {
         assert_eq!(median([3.0, f64::NAN, 1.0, 2.0]), 2.0);
         assert_eq!(median([1.0, 4.0]), 2.5);
+        assert_eq!(median([5.0, 1.0, 4.0, 2.0, 9.0, 3.0]), 3.5);
         assert!(median([]).is_nan());
         assert_eq!(rolling_median(&[1.0, 9.0, 2.0, 3.0], 3), [1.0, 5.0, 2.0, 3.0]);
         let v: Vec<f64> = (0..10).map(f64::from).collect();

@@ -16,7 +16,6 @@ use crate::jsonl;
 use polars::prelude::{Column, DataFrame};
 use jsonl::Field;
 use rayon::prelude::*;
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -192,6 +191,121 @@ impl ColumnValues {
     }
 }
 
+/// The lines of one parsing task, as the builder takes them: numeric values
+/// of metrics already in the table come with their column; every other field
+/// keeps its key, for the builder to resolve in line order. Nothing borrows
+/// the file's bytes, so the next block can be parsed while this one is added;
+/// and the lines share flat vectors, because freeing many small allocations
+/// made on another thread contends for the allocator's locks.
+#[derive(Default)]
+struct ResolvedChunk {
+    lines: Vec<ResolvedLine>,
+    /// `(column, value)` of every line in order; each line has a range.
+    known: Vec<(usize, f64)>,
+    /// Keys new to the table, counts, text and other values, likewise.
+    other: Vec<(String, Field<'static>)>,
+}
+
+struct ResolvedLine {
+    number: usize,
+    complete: bool,
+    /// The line's step (`None`: it has none), or why the line did not parse.
+    step: Result<Option<u64>, String>,
+    /// Where the line's values end in `known` and `other`.
+    known_end: usize,
+    other_end: usize,
+}
+
+/// Resolves lines against the metric names known when their block began.
+/// Lines usually repeat their keys in the same order, so each key is first
+/// compared with the key at its position on the previous line: a flat line
+/// of known metrics costs a byte comparison per key and a float parse per
+/// value, and allocates nothing.
+struct Resolver<'n> {
+    names: &'n BTreeMap<String, usize>,
+    recent: Vec<(String, usize)>,
+}
+
+/// The step of the line being resolved: the value of its first "step" key.
+#[derive(Default)]
+struct StepField {
+    seen: bool,
+    step: Option<u64>,
+}
+
+impl Resolver<'_> {
+    fn lines(&mut self, lines: &[jsonl::Line<'_>]) -> ResolvedChunk {
+        let mut chunk = ResolvedChunk { lines: Vec::with_capacity(lines.len()), ..Default::default() };
+        for line in lines {
+            let (known_start, other_start) = (chunk.known.len(), chunk.other.len());
+            let mut step = StepField::default();
+            let mut position = 0;
+            let scanned = jsonl::scan_fields(line.bytes, |key, value| {
+                self.field(&mut chunk, &mut step, position, key, value)?;
+                position += 1;
+                Some(())
+            });
+            let step = match scanned {
+                Some(()) => Ok(step.step),
+                None => {
+                    // The general path, from a clean start.
+                    chunk.known.truncate(known_start);
+                    chunk.other.truncate(other_start);
+                    let mut step = StepField::default();
+                    jsonl::parse_fields(line.bytes).map(|fields| {
+                        for (position, (key, value)) in fields.into_iter().enumerate() {
+                            self.field(&mut chunk, &mut step, position, key.as_bytes(), value);
+                        }
+                        step.step
+                    })
+                }
+            };
+            chunk.lines.push(ResolvedLine {
+                number: line.number,
+                complete: line.complete,
+                step,
+                known_end: chunk.known.len(),
+                other_end: chunk.other.len(),
+            });
+        }
+        chunk
+    }
+
+    /// Takes one field; `None` for a key that is not UTF-8.
+    fn field(&mut self, chunk: &mut ResolvedChunk, step: &mut StepField, position: usize, key: &[u8], value: Field<'_>) -> Option<()> {
+        if key == STEP.as_bytes() {
+            if !step.seen {
+                step.seen = true;
+                step.step = step_of(&value);
+            }
+            return Some(());
+        }
+        let plain = match value {
+            Field::Number(v) => Some(v),
+            Field::Unsigned(v) => Some(v as f64),
+            _ => None,
+        };
+        if let (Some(v), Some((name, index))) = (plain, self.recent.get(position)) {
+            if name.as_bytes() == key {
+                chunk.known.push((*index, v));
+                return Some(());
+            }
+        }
+        let key = std::str::from_utf8(key).ok()?;
+        match plain.and_then(|v| Some((*self.names.get(key)?, v))) {
+            Some((index, v)) => {
+                if self.recent.len() <= position {
+                    self.recent.resize(position + 1, (String::new(), 0));
+                }
+                self.recent[position] = (key.to_string(), index);
+                chunk.known.push((index, v));
+            }
+            None => chunk.other.push((key.to_string(), value.into_owned())),
+        }
+        Some(())
+    }
+}
+
 /// Columns under construction, one row per step.
 #[derive(Default)]
 struct Builder {
@@ -201,9 +315,6 @@ struct Builder {
     columns: Vec<ColumnValues>,
     /// Keys beyond `MAX_COLUMNS`, ignored: (count, first line).
     overflow: Option<(usize, usize)>,
-    /// The previous line's keys by position, with their column: lines usually
-    /// repeat their keys in the same order, so most lookups are one compare.
-    recent: Vec<(String, usize)>,
     counts: BTreeMap<String, Vec<(u64, Vec<u64>)>>,
     ignored_keys: BTreeMap<String, usize>,
     resumes: Vec<(usize, u64, u64)>,
@@ -211,8 +322,13 @@ struct Builder {
 }
 
 impl Builder {
-    fn add_line(&mut self, line: usize, fields: Vec<(Cow<'_, str>, Field<'_>)>) {
-        let step = fields.iter().find(|(k, _)| k == STEP).and_then(|(_, v)| step_of(v));
+    fn add_line(
+        &mut self,
+        line: usize,
+        step: Option<u64>,
+        known: &[(usize, f64)],
+        other: impl Iterator<Item = (String, Field<'static>)>,
+    ) {
         let Some(step) = step else {
             self.stepless.push(line);
             return;
@@ -226,13 +342,13 @@ impl Builder {
             }
             _ => self.push_row(step),
         };
-        for (position, (key, value)) in fields.into_iter().enumerate() {
-            if key == STEP {
-                continue;
-            }
+        for &(index, value) in known {
+            self.columns[index].set(row, value);
+        }
+        for (key, value) in other {
             match value {
                 Field::Counts(counts) => {
-                    let series = self.counts.entry(key.into_owned()).or_default();
+                    let series = self.counts.entry(key).or_default();
                     match series.last_mut() {
                         Some((s, c)) if *s == step => *c = counts,
                         _ => series.push((step, counts)),
@@ -240,46 +356,55 @@ impl Builder {
                     continue;
                 }
                 Field::Other => {
-                    self.ignored_keys.entry(key.into_owned()).or_insert(line);
+                    self.ignored_keys.entry(key).or_insert(line);
                     continue;
                 }
                 _ => {}
             }
             let number = value.number();
             if number.is_none() && !matches!(&value, Field::Null) && !is_missing_marker(&value) {
-                self.ignored_keys.entry(key.to_string()).or_insert(line);
+                self.ignored_keys.entry(key.clone()).or_insert(line);
             }
             let Some(number) = number else { continue };
-            let Some(index) = self.column_index(position, &key, line) else { continue };
+            let Some(index) = self.column_index(&key, line) else { continue };
             self.columns[index].set(row, number);
         }
     }
 
     /// The column of `key`, created if new; `None` past `MAX_COLUMNS` keys.
-    fn column_index(&mut self, position: usize, key: &str, line: usize) -> Option<usize> {
-        if let Some((name, index)) = self.recent.get(position) {
-            if name == key {
-                return Some(*index);
-            }
-        }
-        let index = match self.names.get(key) {
-            Some(&index) => index,
+    fn column_index(&mut self, key: &str, line: usize) -> Option<usize> {
+        match self.names.get(key) {
+            Some(&index) => Some(index),
             None if self.columns.len() >= MAX_COLUMNS => {
                 let (count, _) = self.overflow.get_or_insert((0, line));
                 *count += 1;
-                return None;
+                None
             }
             None => {
                 self.columns.push(ColumnValues::default());
                 self.names.insert(key.to_string(), self.columns.len() - 1);
-                self.columns.len() - 1
+                Some(self.columns.len() - 1)
             }
-        };
-        if self.recent.len() <= position {
-            self.recent.resize(position + 1, (String::new(), 0));
         }
-        self.recent[position] = (key.to_string(), index);
-        Some(index)
+    }
+
+    /// Adds resolved lines in order; a line that did not parse is a warning
+    /// when it is the cut-short last line, an error otherwise.
+    fn add_chunk(&mut self, path: &Path, chunk: ResolvedChunk, warnings: &mut Vec<Warning>) -> Result<(), LoadError> {
+        let mut other = chunk.other.into_iter();
+        let (mut known_start, mut other_start) = (0, 0);
+        for line in chunk.lines {
+            let known = &chunk.known[known_start..line.known_end];
+            let mut others = other.by_ref().take(line.other_end - other_start);
+            match line.step {
+                Ok(step) => self.add_line(line.number, step, known, others.by_ref()),
+                Err(message) => jsonl::parse_failure(path, line.number, line.complete, message, warnings)?,
+            }
+            // What a line without a step left unread.
+            others.for_each(drop);
+            (known_start, other_start) = (line.known_end, line.other_end);
+        }
+        Ok(())
     }
 
     fn push_row(&mut self, step: u64) -> usize {
@@ -356,21 +481,39 @@ fn is_missing_marker(value: &Field<'_>) -> bool {
     matches!(value, Field::Text(t) if matches!(t.trim(), "" | "NA" | "N/A" | "null" | "None" | "-"))
 }
 
+/// Lines parsed by one task: enough to spread a block over the cores.
+const LINES_PER_TASK: usize = 512;
+
 /// Loads `metrics.jsonl`; the warnings say what was skipped or repaired.
 pub fn load(path: &Path, warnings: &mut Vec<Warning>) -> Result<MetricsTable, LoadError> {
     let mut builder = Builder::default();
-    // Lines are parsed in parallel a block at a time, then added in order
-    // (the rows depend on the order: merged and resumed steps).
+    // Each block's lines are parsed in parallel while the previous block's are
+    // added to the table, in order (rows depend on the order: merged and
+    // resumed steps). Parsing resolves names against those known before.
+    let mut names = std::sync::Arc::new(BTreeMap::new());
+    let mut previous: Vec<ResolvedChunk> = Vec::new();
     let line_warnings = jsonl::read_line_blocks(path, |lines, warnings| {
-        let parsed: Vec<_> = lines.par_iter().map(|line| jsonl::parse_fields(line.bytes)).collect();
-        for (line, fields) in lines.iter().zip(parsed) {
-            match fields {
-                Ok(fields) => builder.add_line(line.number, fields),
-                Err(message) => jsonl::parse_failure(path, line, message, warnings)?,
-            }
+        let known = std::sync::Arc::clone(&names);
+        let (added, parsed) = rayon::join(
+            || std::mem::take(&mut previous).into_iter().try_for_each(|chunk| builder.add_chunk(path, chunk, warnings)),
+            || {
+                lines
+                    .par_chunks(LINES_PER_TASK)
+                    .map(|chunk| Resolver { names: &known, recent: Vec::new() }.lines(chunk))
+                    .collect::<Vec<_>>()
+            },
+        );
+        added?;
+        previous = parsed;
+        if builder.names.len() != names.len() {
+            names = std::sync::Arc::new(builder.names.clone());
         }
         Ok(())
     })?;
+    let mut line_warnings = line_warnings;
+    for chunk in previous {
+        builder.add_chunk(path, chunk, &mut line_warnings)?;
+    }
     warnings.extend(line_warnings);
     builder.finish(path, warnings)
 }
