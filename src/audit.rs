@@ -141,6 +141,8 @@ pub struct AuditOptions {
     pub since: Option<SystemTime>,
     /// Reuse the rows of runs unchanged since the last audit in the output folder.
     pub changed_only: bool,
+    /// The plot files of each run's report.
+    pub plot_files: crate::report::PlotFiles,
 }
 
 /// Everything the audit found, for the exporters.
@@ -214,7 +216,7 @@ pub fn run(root: &Path, out: &Path, config: &Config, options: &AuditOptions) -> 
                         reused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         old.clone()
                     }
-                    _ => audit_one(found, folder, print, out, config),
+                    _ => audit_one(found, folder, print, out, config, options.plot_files),
                 };
                 bar.inc(1);
                 row
@@ -253,13 +255,13 @@ fn unreadable(run: &str, name: &str, error: String, fingerprint: String) -> Audi
 }
 
 /// Analyzes one run and writes its report; any failure becomes the row's error.
-fn audit_one(found: &Found, folder: &str, print: &str, out: &Path, config: &Config) -> AuditRow {
+fn audit_one(found: &Found, folder: &str, print: &str, out: &Path, config: &Config, plot_files: crate::report::PlotFiles) -> AuditRow {
     let attempt = std::panic::catch_unwind(|| -> Result<AuditRow, String> {
         let run = Run::load(&found.path).map_err(|e| e.to_string())?;
         let ctx = crate::context::Context::new(&run);
         let analysis = analyze_in(&ctx, config);
         let report_dir = out.join("runs").join(folder);
-        crate::report::write(&ctx, &analysis, &report_dir).map_err(|e| e.to_string())?;
+        crate::report::write_with(&ctx, &analysis, &report_dir, plot_files).map_err(|e| e.to_string())?;
         Ok(row_of(found, folder, print, &run, &analysis))
     });
     match attempt {

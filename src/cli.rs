@@ -102,6 +102,11 @@ pub struct AuditArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// Also write PNG copies of each run's plots (SVG is always written and
+    /// inlined in report.html); PNGs take most of an audit's time and about
+    /// 1 MB a run.
+    #[arg(long)]
+    pub png: bool,
     /// Exit with 1 when a run has a finding this severe, or could not be read.
     #[arg(long, value_enum, default_value_t = FailOn::Error)]
     pub fail_on: FailOn,
@@ -235,6 +240,7 @@ fn audit(args: &AuditArgs) -> Result<u8, CliError> {
         progress: !args.quiet && std::io::stderr().is_terminal(),
         since,
         changed_only: args.changed,
+        plot_files: if args.png { crate::report::PlotFiles::SvgAndPng } else { crate::report::PlotFiles::Svg },
     };
     let io = |path: &std::path::Path| {
         let path = path.to_path_buf();

@@ -73,6 +73,14 @@ fn audit_lists_every_run_once_with_its_verdict() {
     assert!(index.contains("team-b/crashed</a></td><td class=\"v v-clean\" data-sort=\"0\">clean (incomplete)"));
     assert!(out.path().join("runs/team-a__healthy/report.html").is_file());
     assert!(!out.path().join("runs/team-b__broken").exists());
+    // Plots as SVG only, unless --png; the Markdown report points at them.
+    let plots = out.path().join("runs/team-a__healthy/plots");
+    assert!(plots.join("loss.svg").is_file() && !plots.join("loss.png").exists());
+    let markdown = std::fs::read_to_string(out.path().join("runs/team-a__healthy/report.md")).unwrap();
+    assert!(markdown.contains("`plots/loss.svg`") && !markdown.contains(".png"), "{markdown}");
+    let with_png = tempfile::tempdir().unwrap();
+    postmortem(&["audit", archive.path().to_str().unwrap(), "--out", with_png.path().to_str().unwrap(), "--png"]);
+    assert!(with_png.path().join("runs/team-a__healthy/plots/loss.png").is_file());
 }
 
 #[test]

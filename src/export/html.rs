@@ -139,7 +139,8 @@ fn plots(h: &mut String, _analysis: &Analysis, figures: &[Rendered]) {
             match &f.svg {
                 Some(svg) => {
                     // plotters escapes the text it writes into the SVG.
-                    let _ = writeln!(h, "<figure id=\"fig-{}\">\n{}\n<figcaption>{} (plots/{}.png)</figcaption>\n</figure>", f.id, svg, esc(f.title), f.id);
+                    let file = f.file().unwrap_or_default();
+                    let _ = writeln!(h, "<figure id=\"fig-{}\">\n{}\n<figcaption>{} ({})</figcaption>\n</figure>", f.id, svg, esc(f.title), esc(&file));
                 }
                 None => {
                     let _ = writeln!(h, "<p class=\"missing\" id=\"fig-{}\">{}: not recorded; {}.</p>", f.id, esc(f.title), esc(&f.missing));

@@ -50,9 +50,9 @@ pub fn render(run: &Run, analysis: &Analysis, figures: &[Rendered]) -> String {
                 let _ = writeln!(m, "  - {}", md(&e.to_string()));
             }
             let _ = writeln!(m, "  - what to do: {}", md(&f.recommendation));
-            let plot = figure_for(f.rule).filter(|id| figures.iter().any(|fig| fig.id == *id && fig.png.is_some()));
-            if let Some(id) = plot {
-                let _ = writeln!(m, "  - plot: `plots/{id}.png`");
+            let plot = figure_for(f.rule).and_then(|id| figures.iter().find(|fig| fig.id == id)?.file());
+            if let Some(file) = plot {
+                let _ = writeln!(m, "  - plot: `{file}`");
             }
         }
     }
@@ -60,7 +60,7 @@ pub fn render(run: &Run, analysis: &Analysis, figures: &[Rendered]) -> String {
         m.push_str("No rule found a problem.\n");
     }
     m.push_str("\nPlots: ");
-    let drawn: Vec<String> = figures.iter().filter(|f| f.png.is_some()).map(|f| format!("`plots/{}.png`", f.id)).collect();
+    let drawn: Vec<String> = figures.iter().filter_map(|f| f.file()).map(|file| format!("`{file}`")).collect();
     m.push_str(&if drawn.is_empty() { "none".to_string() } else { drawn.join(", ") });
     m.push_str(". The full report with the plots inline is `report.html`.\n");
     m

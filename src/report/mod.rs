@@ -23,6 +23,29 @@ pub struct Rendered {
     pub missing: String,
 }
 
+impl Rendered {
+    /// The file of the drawing a reader of the Markdown report should open:
+    /// the PNG where one was written, else the SVG.
+    pub fn file(&self) -> Option<String> {
+        let extension = match (&self.png, &self.svg) {
+            (Some(_), _) => "png",
+            (None, Some(_)) => "svg",
+            (None, None) => return None,
+        };
+        Some(format!("plots/{}.{extension}", self.id))
+    }
+}
+
+/// Which files each drawn figure gets under `plots/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlotFiles {
+    /// SVG and PNG: a single report, whose PNGs go into bug tickets.
+    SvgAndPng,
+    /// SVG only: an audit's many reports, where a PNG per figure would cost
+    /// most of the time and about 1 MB a run.
+    Svg,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     #[error("{}: {source}", path.display())]
@@ -34,12 +57,18 @@ pub enum ReportError {
 }
 
 /// Draws every figure of a run.
-pub fn render_figures(ctx: &Context, analysis: &Analysis) -> Result<Vec<Rendered>, ReportError> {
+pub fn render_figures(ctx: &Context, analysis: &Analysis, files: PlotFiles) -> Result<Vec<Rendered>, ReportError> {
     figures::all(ctx, analysis)
         .into_iter()
         .map(|f| {
             let (svg, png) = match &f.chart {
-                Some(chart) => (Some(chart.to_svg().map_err(ReportError::Draw)?), Some(chart.to_png().map_err(ReportError::Draw)?)),
+                Some(chart) => {
+                    let png = match files {
+                        PlotFiles::SvgAndPng => Some(chart.to_png().map_err(ReportError::Draw)?),
+                        PlotFiles::Svg => None,
+                    };
+                    (Some(chart.to_svg().map_err(ReportError::Draw)?), png)
+                }
                 None => (None, None),
             };
             Ok(Rendered { id: f.id, title: f.title, section: f.section, svg, png, missing: f.missing })
@@ -51,8 +80,13 @@ pub fn render_figures(ctx: &Context, analysis: &Analysis) -> Result<Vec<Rendered
 /// files written, in a stable order. `ctx` is the one the analysis used
 /// ([`crate::analysis::analyze_in`]).
 pub fn write(ctx: &Context, analysis: &Analysis, out: &Path) -> Result<Vec<PathBuf>, ReportError> {
+    write_with(ctx, analysis, out, PlotFiles::SvgAndPng)
+}
+
+/// [`write`], with the choice of plot files.
+pub fn write_with(ctx: &Context, analysis: &Analysis, out: &Path, files: PlotFiles) -> Result<Vec<PathBuf>, ReportError> {
     let run = ctx.run;
-    let figures = render_figures(ctx, analysis)?;
+    let figures = render_figures(ctx, analysis, files)?;
     let plots = out.join("plots");
     std::fs::create_dir_all(&plots).map_err(|source| ReportError::Io { path: plots.clone(), source })?;
     let mut written = Vec::new();
@@ -62,8 +96,10 @@ pub fn write(ctx: &Context, analysis: &Analysis, out: &Path) -> Result<Vec<PathB
         Ok(())
     };
     for figure in &figures {
-        if let (Some(svg), Some(png)) = (&figure.svg, &figure.png) {
+        if let Some(svg) = &figure.svg {
             put(plots.join(format!("{}.svg", figure.id)), svg.as_bytes())?;
+        }
+        if let Some(png) = &figure.png {
             put(plots.join(format!("{}.png", figure.id)), png)?;
         }
     }
