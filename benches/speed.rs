@@ -8,7 +8,8 @@
 //!
 //! `POSTMORTEM_BENCH_SCALE` (default 1.0) scales every input: 1.0 is the
 //! sizes of the speed targets (a 1 GiB checkpoint, a 1,000,000-step metrics
-//! file with 23 keys); 0.1 gives a quick run.
+//! file with 23 keys, an archive of 1,000 fixture runs); 0.1 gives a quick
+//! run. Last, the fixture trainer times the recorder inside a training step.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -184,4 +185,46 @@ fn main() {
     let out = scratch.path().join("report");
     let ours = measure(bin, &["analyze", run.to_str().unwrap(), "--out", out.to_str().unwrap(), "--fail-on", "never"]);
     row(&format!("analyze {steps} steps, all rules and plots"), &ours, None);
+    std::fs::remove_dir_all(&run).ok();
+
+    let runs = ((scale * 1000.0) as usize).max(1);
+    let archive = scratch.path().join("archive");
+    write_archive(&root.join("fixtures/runs"), &archive, runs);
+    let out = scratch.path().join("audit");
+    let ours = measure(bin, &["audit", archive.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet", "--fail-on", "never"]);
+    row(&format!("audit {runs} fixture runs (both cores)"), &ours, None);
+
+    // The recorder inside a training step: a step the size of a small real
+    // model (a 4 x 1024 MLP, batches of 512) on the CPU.
+    let steps = ((scale * 100.0) as u64).max(20).to_string();
+    println!("\nrecorder overhead (fixture trainer, CPU):");
+    let status = Command::new(env!("CARGO"))
+        .args(["run", "--release", "-q", "-p", "postmortem-trainer", "--bin", "train", "--", "overhead", "--steps", &steps])
+        .args(["--presets", "healthy", "--width", "1024", "--depth", "4", "--batch-size", "512"])
+        .current_dir(root)
+        .status();
+    if !status.is_ok_and(|s| s.success()) {
+        println!("the trainer failed");
+    }
+}
+
+/// An archive of `runs` runs, copies of the fixture runs in turn.
+fn write_archive(fixtures: &Path, archive: &Path, runs: usize) {
+    let mut sources: Vec<PathBuf> = std::fs::read_dir(fixtures).unwrap().flatten().map(|e| e.path()).filter(|p| p.join("run.json").is_file()).collect();
+    sources.sort();
+    for i in 0..runs {
+        copy_tree(&sources[i % sources.len()], &archive.join(format!("run-{i:04}")));
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else if std::fs::hard_link(entry.path(), &target).is_err() {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
 }
