@@ -80,6 +80,15 @@ fn invalid_utf8_and_huge_lines() {
     assert_eq!(rows(&value), 6000);
     assert_eq!(value["run"]["metrics"].as_array().unwrap().len(), 4096);
     assert!(String::from_utf8_lossy(&out.stderr).contains("more than 4096 metric names"));
+    // One 100 MB line (a text value): read, its value ignored and said so.
+    let mut huge = Vec::with_capacity(101 << 20);
+    huge.extend_from_slice(b"{\"step\":0,\"loss\":2,\"note\":\"");
+    huge.resize(huge.len() + (100 << 20), b'x');
+    huge.extend_from_slice(b"\"}\n{\"step\":1,\"loss\":1}\n");
+    let out = analyze(run_dir(&huge).path());
+    assert_eq!(rows(&ok(&out)), 2);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("\"note\" that are not numbers"));
+    drop(huge);
     // A name that first appears after thousands of lines is kept.
     let mut late = String::new();
     for step in 0..6000 {

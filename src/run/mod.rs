@@ -115,8 +115,13 @@ pub fn load_meta(path: &Path) -> Result<RunMeta, LoadError> {
             })
         }
     }
-    // Parse the text again rather than the value, so errors carry positions.
-    serde_json::from_slice(&bytes).map_err(json_error)
+    // Parse the text again rather than the value, so errors carry positions,
+    // and name the field: serde's message alone can be as bare as "expected value".
+    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&bytes)).map_err(|e| {
+        let field = e.path().to_string();
+        let error = e.into_inner();
+        LoadError::Json { path: path.to_path_buf(), line: error.line(), column: error.column(), message: format!("in {field:?}: {error}") }
+    })
 }
 
 fn load_tensor_records(path: &Path, warnings: &mut Vec<Warning>) -> Result<Vec<TensorRecord>, LoadError> {

@@ -1,0 +1,84 @@
+//! The adversarial corpus in `fixtures/bad/`: every case states its expected
+//! outcome in `expected.json` (exit code, what stderr must say, and for runs
+//! that load, rows, rules and metrics), and no case may panic or change a
+//! byte of the run.
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files(&path));
+        } else {
+            out.insert(path.clone(), std::fs::read(&path).unwrap());
+        }
+    }
+    out
+}
+
+fn strings(value: &Value) -> Vec<&str> {
+    value.as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default()
+}
+
+fn rule_status<'a>(report: &'a Value, rule: &str) -> &'a str {
+    report["rules"].as_array().unwrap().iter().find(|r| r["rule"] == rule).and_then(|r| r["status"].as_str()).unwrap_or("absent")
+}
+
+#[test]
+fn every_bad_input_has_its_stated_outcome() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/bad");
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&corpus).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
+    cases.sort();
+    assert!(cases.len() >= 30, "{} cases", cases.len());
+    for case in cases {
+        let name = case.file_name().unwrap().to_string_lossy().into_owned();
+        let expected: Value = serde_json::from_slice(&std::fs::read(case.join("expected.json")).unwrap()).unwrap();
+        let before = files(&case);
+        let out_dir = tempfile::tempdir().unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_postmortem"));
+        command.args(["analyze", case.to_str().unwrap(), "--format", "json", "--fail-on", "never"]);
+        if expected["out_files_only"] == true {
+            command.args(["--out", out_dir.path().to_str().unwrap()]);
+        }
+        let out = command.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{name}: {stderr}");
+        assert_eq!(out.status.code(), expected["exit"].as_i64().map(|c| c as i32), "{name}: {stderr}");
+        for needle in strings(&expected["stderr"]) {
+            assert!(stderr.contains(needle), "{name}: {needle:?} not in {stderr}");
+        }
+        assert_eq!(files(&case), before, "{name}: the run directory changed");
+        if out.status.code() != Some(0) {
+            continue;
+        }
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{name}: {e}"));
+        if let Some(rows) = expected["rows"].as_u64() {
+            assert_eq!(report["run"]["steps"]["rows"].as_u64(), Some(rows), "{name}");
+        }
+        for rule in strings(&expected["fired"]) {
+            assert_eq!(rule_status(&report, rule), "fired", "{name}: {rule}");
+        }
+        for rule in strings(&expected["skipped"]) {
+            assert_eq!(rule_status(&report, rule), "skipped", "{name}: {rule}");
+        }
+        if let Some(metrics) = expected["metrics"].as_object() {
+            for (metric, count) in metrics {
+                let found = report["run"]["metrics"].as_array().unwrap().iter().find(|m| m["name"] == metric.as_str());
+                assert_eq!(found.map(|m| &m["count"]), Some(count), "{name}: {metric}");
+            }
+        }
+        if expected["out_files_only"] == true {
+            // Names from the run never become paths: only the report's own files.
+            let written = files(out_dir.path());
+            for path in written.keys() {
+                let relative = path.strip_prefix(out_dir.path()).unwrap().to_string_lossy().into_owned();
+                assert!(relative.starts_with("plots/") || relative.starts_with("report."), "{name}: wrote {relative}");
+            }
+        }
+    }
+}
