@@ -1,6 +1,8 @@
 //! Hostile and broken inputs: a clear error or a degraded analysis with a
 //! warning, never a panic or a hang. Each case states its expected outcome.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -157,23 +159,8 @@ fn hostile_safetensors() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     // Nothing was written outside --out, and only the known file names inside it.
-    let mut written: Vec<String> = walk(out_dir.path());
-    written.sort();
+    let written: Vec<String> = common::files(out_dir.path()).into_iter().map(|(name, _)| name).collect();
     assert!(written.iter().all(|p| p.starts_with("plots/") || p.starts_with("report.")), "{written:?}");
-}
-
-fn walk(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if path.is_dir() {
-            out.extend(walk(&path).into_iter().map(|p| format!("{name}/{p}")));
-        } else {
-            out.push(name);
-        }
-    }
-    out
 }
 
 #[test]

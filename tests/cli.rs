@@ -1,6 +1,8 @@
 //! The binary: exit codes, and errors that name the file and the line or
 //! tensor, never a panic.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -181,22 +183,8 @@ fn bare_checkpoint_is_a_run() {
 #[test]
 fn analysis_never_writes_into_the_run() {
     let dir = broken_copy();
-    let before = snapshot(dir.path());
+    let before = common::files(dir.path());
     postmortem(&["analyze", dir.path().to_str().unwrap()]);
     postmortem(&["analyze", dir.path().to_str().unwrap(), "--format", "json"]);
-    assert_eq!(before, snapshot(dir.path()));
-}
-
-fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(snapshot(&path));
-        } else {
-            files.push((path.display().to_string(), std::fs::read(&path).unwrap()));
-        }
-    }
-    files.sort();
-    files
+    assert_eq!(before, common::files(dir.path()));
 }

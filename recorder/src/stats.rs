@@ -8,6 +8,7 @@
 
 use crate::format::{Activation, TensorStats};
 use half::{bf16, f16};
+use std::ops::{Add, Mul, Sub};
 
 /// Running sums for [`TensorStats`]; `push_*` any number of slices, then `finish`.
 #[derive(Debug, Clone)]
@@ -159,60 +160,107 @@ impl Sums {
     }
 }
 
+/// Per-lane running sums of the one-pass loop, generic over the float they
+/// are kept in (f64; f32 within a half-float block) and the count type.
+#[derive(Clone, Copy)]
+struct Lanes<F, C, const N: usize> {
+    finite: [C; N],
+    zeros: [C; N],
+    s1: [F; N],
+    s2: [F; N],
+    sq: [F; N],
+    sa: [F; N],
+    lo: [F; N],
+    hi: [F; N],
+}
+
+/// What the loop needs of a float.
+trait LaneFloat: Copy + PartialOrd + Add<Output = Self> + Sub<Output = Self> + Mul<Output = Self> + Into<f64> {
+    const ZERO: Self;
+    const INFINITY: Self;
+    fn abs(self) -> Self;
+}
+
+impl LaneFloat for f32 {
+    const ZERO: f32 = 0.0;
+    const INFINITY: f32 = f32::INFINITY;
+    fn abs(self) -> f32 {
+        f32::abs(self)
+    }
+}
+
+impl LaneFloat for f64 {
+    const ZERO: f64 = 0.0;
+    const INFINITY: f64 = f64::INFINITY;
+    fn abs(self) -> f64 {
+        f64::abs(self)
+    }
+}
+
+impl<F: LaneFloat, C: Copy + From<bool> + Add<Output = C> + Into<u64>, const N: usize> Lanes<F, C, N> {
+    fn new() -> Self {
+        let (zero, infinity) = (F::ZERO, F::INFINITY);
+        Lanes {
+            finite: [C::from(false); N],
+            zeros: [C::from(false); N],
+            s1: [zero; N],
+            s2: [zero; N],
+            sq: [zero; N],
+            sa: [zero; N],
+            lo: [infinity; N],
+            hi: [zero - infinity; N],
+        }
+    }
+
+    /// Adds `x` to lane `lane`. Branch-free: a non-finite value adds zero to
+    /// every sum; min and max are compare-and-select, which vectorizes where
+    /// `f64::min` does not.
+    #[inline(always)]
+    fn add(&mut self, lane: usize, x: F, shift: F) {
+        let ok = x.abs() < F::INFINITY;
+        let xf = if ok { x } else { F::ZERO };
+        let d = if ok { x - shift } else { F::ZERO };
+        self.finite[lane] = self.finite[lane] + C::from(ok);
+        self.zeros[lane] = self.zeros[lane] + C::from(x == F::ZERO);
+        self.s1[lane] = self.s1[lane] + d;
+        self.s2[lane] = self.s2[lane] + d * d;
+        self.sq[lane] = self.sq[lane] + xf * xf;
+        self.sa[lane] = self.sa[lane] + xf.abs();
+        self.lo[lane] = if ok && x < self.lo[lane] { x } else { self.lo[lane] };
+        self.hi[lane] = if ok && x > self.hi[lane] { x } else { self.hi[lane] };
+    }
+
+    /// The lanes added up, in lane order.
+    fn sums(&self) -> Sums {
+        let total = |v: &[F; N]| v.iter().fold(0f64, |acc, &x| acc + x.into());
+        Sums {
+            finite: self.finite.iter().map(|&c| c.into()).sum(),
+            zeros: self.zeros.iter().map(|&c| c.into()).sum(),
+            sum_shifted: total(&self.s1),
+            sum_sq_shifted: total(&self.s2),
+            sum_sq: total(&self.sq),
+            sum_abs: total(&self.sa),
+            min: self.lo.iter().fold(f64::INFINITY, |m, &v| m.min(v.into())),
+            max: self.hi.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v.into())),
+        }
+    }
+}
+
 /// The one-pass loop. Inlined into each instruction-set variant below, so the
 /// same source is compiled for the widest vectors the CPU has.
 #[inline(always)]
 fn reduce<T: Copy>(values: &[T], shift: f64, to_f64: impl Fn(T) -> f64) -> Sums {
-    let mut finite = [0u64; LANES];
-    let mut zeros = [0u64; LANES];
-    let mut s1 = [0f64; LANES];
-    let mut s2 = [0f64; LANES];
-    let mut sq = [0f64; LANES];
-    let mut sa = [0f64; LANES];
-    let mut lo = [f64::INFINITY; LANES];
-    let mut hi = [f64::NEG_INFINITY; LANES];
+    let mut lanes = Lanes::<f64, u64, LANES>::new();
     let mut blocks = values.chunks_exact(LANES);
     for block in &mut blocks {
         for lane in 0..LANES {
-            let x = to_f64(block[lane]);
-            let ok = x.is_finite();
-            // Branch-free: a non-finite value contributes zero to every sum.
-            let xf = if ok { x } else { 0.0 };
-            let d = if ok { x - shift } else { 0.0 };
-            finite[lane] += ok as u64;
-            zeros[lane] += (x == 0.0) as u64;
-            s1[lane] += d;
-            s2[lane] += d * d;
-            sq[lane] += xf * xf;
-            sa[lane] += xf.abs();
-            lo[lane] = if ok && x < lo[lane] { x } else { lo[lane] };
-            hi[lane] = if ok && x > hi[lane] { x } else { hi[lane] };
+            lanes.add(lane, to_f64(block[lane]), shift);
         }
     }
     for (lane, &v) in blocks.remainder().iter().enumerate() {
-        let x = to_f64(v);
-        zeros[lane] += (x == 0.0) as u64;
-        if x.is_finite() {
-            let d = x - shift;
-            finite[lane] += 1;
-            s1[lane] += d;
-            s2[lane] += d * d;
-            sq[lane] += x * x;
-            sa[lane] += x.abs();
-            lo[lane] = lo[lane].min(x);
-            hi[lane] = hi[lane].max(x);
-        }
+        lanes.add(lane, to_f64(v), shift);
     }
-    Sums {
-        finite: finite.iter().sum(),
-        zeros: zeros.iter().sum(),
-        sum_shifted: s1.iter().sum(),
-        sum_sq_shifted: s2.iter().sum(),
-        sum_sq: sq.iter().sum(),
-        sum_abs: sa.iter().sum(),
-        min: lo.iter().copied().fold(f64::INFINITY, f64::min),
-        max: hi.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-    }
+    lanes.sums()
 }
 
 /// [`reduce`] for half floats: f32 sums over short blocks (see [`NARROW_BLOCK`]).
@@ -221,39 +269,14 @@ fn reduce_narrow<T: Copy>(values: &[T], shift: f64, to_f32: impl Fn(T) -> f32) -
     const TINY: f32 = 1.0 / (1u64 << 40) as f32;
     let shift32 = shift as f32;
     // Block sums join these f64 lanes; blocks summed again in f64 join `total`.
-    let mut finite = [0u64; NARROW_LANES];
-    let mut zeros = [0u64; NARROW_LANES];
-    let mut s1 = [0f64; NARROW_LANES];
-    let mut s2 = [0f64; NARROW_LANES];
-    let mut sq = [0f64; NARROW_LANES];
-    let mut sa = [0f64; NARROW_LANES];
-    let mut lo = [f32::INFINITY; NARROW_LANES];
-    let mut hi = [f32::NEG_INFINITY; NARROW_LANES];
+    let mut wide = Lanes::<f64, u64, NARROW_LANES>::new();
     let mut total = Sums::EMPTY;
     let mut blocks = values.chunks_exact(NARROW_LANES * NARROW_BLOCK);
     for block in &mut blocks {
-        let mut b_finite = [0u32; NARROW_LANES];
-        let mut b_zeros = [0u32; NARROW_LANES];
-        let mut b1 = [0f32; NARROW_LANES];
-        let mut b2 = [0f32; NARROW_LANES];
-        let mut bq = [0f32; NARROW_LANES];
-        let mut ba = [0f32; NARROW_LANES];
-        let mut b_lo = [f32::INFINITY; NARROW_LANES];
-        let mut b_hi = [f32::NEG_INFINITY; NARROW_LANES];
+        let mut b = Lanes::<f32, u32, NARROW_LANES>::new();
         for row in block.chunks_exact(NARROW_LANES) {
             for lane in 0..NARROW_LANES {
-                let x = to_f32(row[lane]);
-                let ok = x.abs() < f32::INFINITY;
-                let xf = if ok { x } else { 0.0 };
-                let d = if ok { x - shift32 } else { 0.0 };
-                b_finite[lane] += ok as u32;
-                b_zeros[lane] += (x == 0.0) as u32;
-                b1[lane] += d;
-                b2[lane] += d * d;
-                bq[lane] += xf * xf;
-                ba[lane] += xf.abs();
-                b_lo[lane] = if ok && x < b_lo[lane] { x } else { b_lo[lane] };
-                b_hi[lane] = if ok && x > b_hi[lane] { x } else { b_hi[lane] };
+                b.add(lane, to_f32(row[lane]), shift32);
             }
         }
         // Squares of values under 2^-40 near f32's underflow; sums past its
@@ -261,11 +284,11 @@ fn reduce_narrow<T: Copy>(values: &[T], shift: f64, to_f32: impl Fn(T) -> f32) -
         // comparisons, not f32::max, so that this check vectorizes too.)
         let mut out_of_range = false;
         for lane in 0..NARROW_LANES {
-            let peak = if -b_lo[lane] > b_hi[lane] { -b_lo[lane] } else { b_hi[lane] };
-            let overflow = !(b1[lane].abs() < f32::INFINITY)
-                | !(b2[lane] < f32::INFINITY)
-                | !(bq[lane] < f32::INFINITY)
-                | !(ba[lane] < f32::INFINITY);
+            let peak = if -b.lo[lane] > b.hi[lane] { -b.lo[lane] } else { b.hi[lane] };
+            let overflow = !(b.s1[lane].abs() < f32::INFINITY)
+                | !(b.s2[lane] < f32::INFINITY)
+                | !(b.sq[lane] < f32::INFINITY)
+                | !(b.sa[lane] < f32::INFINITY);
             out_of_range |= overflow | ((peak > 0.0) & (peak < TINY));
         }
         if out_of_range {
@@ -273,26 +296,18 @@ fn reduce_narrow<T: Copy>(values: &[T], shift: f64, to_f32: impl Fn(T) -> f32) -
             continue;
         }
         for lane in 0..NARROW_LANES {
-            finite[lane] += u64::from(b_finite[lane]);
-            zeros[lane] += u64::from(b_zeros[lane]);
-            s1[lane] += f64::from(b1[lane]);
-            s2[lane] += f64::from(b2[lane]);
-            sq[lane] += f64::from(bq[lane]);
-            sa[lane] += f64::from(ba[lane]);
-            lo[lane] = if b_lo[lane] < lo[lane] { b_lo[lane] } else { lo[lane] };
-            hi[lane] = if b_hi[lane] > hi[lane] { b_hi[lane] } else { hi[lane] };
+            wide.finite[lane] += u64::from(b.finite[lane]);
+            wide.zeros[lane] += u64::from(b.zeros[lane]);
+            wide.s1[lane] += f64::from(b.s1[lane]);
+            wide.s2[lane] += f64::from(b.s2[lane]);
+            wide.sq[lane] += f64::from(b.sq[lane]);
+            wide.sa[lane] += f64::from(b.sa[lane]);
+            let (lo, hi) = (f64::from(b.lo[lane]), f64::from(b.hi[lane]));
+            wide.lo[lane] = if lo < wide.lo[lane] { lo } else { wide.lo[lane] };
+            wide.hi[lane] = if hi > wide.hi[lane] { hi } else { wide.hi[lane] };
         }
     }
-    total.add(&Sums {
-        finite: finite.iter().sum(),
-        zeros: zeros.iter().sum(),
-        sum_shifted: s1.iter().sum(),
-        sum_sq_shifted: s2.iter().sum(),
-        sum_sq: sq.iter().sum(),
-        sum_abs: sa.iter().sum(),
-        min: lo.iter().fold(f64::INFINITY, |m, &v| m.min(f64::from(v))),
-        max: hi.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v))),
-    });
+    total.add(&wide.sums());
     total.add(&reduce(blocks.remainder(), shift, |v| to_f32(v) as f64));
     total
 }
