@@ -316,7 +316,7 @@ impl<'a> Scanner<'a> {
     /// left to it.
     fn number(&mut self) -> Option<Field<'a>> {
         let rest = &self.bytes[self.at..];
-        let negative = rest[0] == b'-';
+        let negative = *rest.first()? == b'-';
         let int_start = negative as usize;
         // The float parser reads the longest number it can (correctly rounded,
         // as serde_json does); what JSON forbids beyond that is checked here:
@@ -530,6 +530,10 @@ mod tests {
             r#"{"step":1,"loss":nan,"x":inf,"y":-NaN,"z":Infinit}"#,
             r#"{"step":1,"c":[1,-2],"d":[1.5],"e":[1,]}"#,
             r#"{"step":1,}"#,
+            r#"{"c":["#,
+            r#"{"c":[1, "#,
+            r#"{"c":[1,"#,
+            r#"{"c":-"#,
             r#"{"step":1}}"#,
             r#"{"step":1} x"#,
             r#"{"step" 1}"#,
