@@ -80,7 +80,7 @@ pub fn parse_failure(
 }
 
 /// Bytes read at a time; lines are handed over a block of them at a time.
-const BLOCK_BYTES: usize = 4 << 20;
+pub(crate) const BLOCK_BYTES: usize = 4 << 20;
 
 /// Calls `each(lines, warnings)` for consecutive blocks of the non-empty lines
 /// of `path`, so that a caller can parse a block's lines in parallel.

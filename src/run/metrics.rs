@@ -490,27 +490,26 @@ pub fn load(path: &Path, warnings: &mut Vec<Warning>) -> Result<MetricsTable, Lo
     // Each block's lines are parsed in parallel while the previous block's are
     // added to the table, in order (rows depend on the order: merged and
     // resumed steps). Parsing resolves names against those known before.
-    let mut names = std::sync::Arc::new(BTreeMap::new());
+    let mut names: BTreeMap<String, usize> = BTreeMap::new();
     let mut previous: Vec<ResolvedChunk> = Vec::new();
-    let line_warnings = jsonl::read_line_blocks(path, |lines, warnings| {
-        let known = std::sync::Arc::clone(&names);
+    let mut line_warnings = jsonl::read_line_blocks(path, |lines, warnings| {
+        let known = &names;
         let (added, parsed) = rayon::join(
             || std::mem::take(&mut previous).into_iter().try_for_each(|chunk| builder.add_chunk(path, chunk, warnings)),
             || {
                 lines
                     .par_chunks(LINES_PER_TASK)
-                    .map(|chunk| Resolver { names: &known, recent: Vec::new() }.lines(chunk))
+                    .map(|chunk| Resolver { names: known, recent: Vec::new() }.lines(chunk))
                     .collect::<Vec<_>>()
             },
         );
         added?;
         previous = parsed;
         if builder.names.len() != names.len() {
-            names = std::sync::Arc::new(builder.names.clone());
+            names = builder.names.clone();
         }
         Ok(())
     })?;
-    let mut line_warnings = line_warnings;
     for chunk in previous {
         builder.add_chunk(path, chunk, &mut line_warnings)?;
     }
@@ -556,6 +555,53 @@ mod tests {
         assert_eq!(table.series("acc").unwrap(), [(0, 0.1), (1, 0.2), (3, 0.5)]);
         assert_eq!(table.series("lr").unwrap(), [(0, 1.0), (1, 1.0)]);
         assert_eq!(table.frame.column("lr").unwrap().null_count(), 2);
+    }
+
+    /// Many blocks, so that lines are parsed while earlier ones are added:
+    /// keys that appear late, steps repeated and a resume across block
+    /// boundaries give the rows a plain line-by-line reading gives.
+    #[test]
+    fn pipelined_blocks_match_a_line_by_line_reading() {
+        let mut text = String::new();
+        let mut step: i64 = 0;
+        for i in 0..300_000u64 {
+            if i == 150_000 {
+                step -= 40_000; // a resumed run
+            }
+            let mut line = format!("{{\"step\":{step},\"loss\":{}", 1.0 / (1 + i) as f64);
+            if i >= 120_000 {
+                line.push_str(&format!(",\"late_{}\":{i}", i % 3));
+            }
+            text.push_str(&line);
+            text.push_str("}\n");
+            if i % 1000 == 0 {
+                text.push_str(&format!("{{\"step\":{step},\"val_loss\":{i}}}\n"));
+            }
+            step += 1;
+        }
+        assert!(text.len() > 3 * jsonl::BLOCK_BYTES);
+        // The reference: rows by step, a step that goes back drops the rows from it on.
+        let mut rows: BTreeMap<u64, BTreeMap<String, f64>> = BTreeMap::new();
+        for line in text.lines() {
+            let fields = jsonl::parse_fields(line.as_bytes()).unwrap();
+            let step = fields.iter().find(|(k, _)| k == STEP).and_then(|(_, v)| step_of(v)).unwrap();
+            if rows.last_key_value().is_some_and(|(&last, _)| step < last) {
+                rows.split_off(&step);
+            }
+            let row = rows.entry(step).or_default();
+            for (key, value) in fields {
+                if key != STEP {
+                    row.insert(key.into_owned(), value.number().unwrap());
+                }
+            }
+        }
+        let (table, warnings) = load_text(&text);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert_eq!(table.steps(), rows.keys().copied().collect::<Vec<_>>());
+        for name in ["loss", "val_loss", "late_0", "late_1", "late_2"] {
+            let expected: Vec<(u64, f64)> = rows.iter().filter_map(|(s, r)| r.get(name).map(|v| (*s, *v))).collect();
+            assert_eq!(table.series(name).unwrap(), expected, "{name}");
+        }
     }
 
     #[test]
