@@ -52,9 +52,12 @@ pub fn analyze(run: &Run, config: &Config) -> Analysis {
 /// streamed once).
 pub fn analyze_in(ctx: &Context, config: &Config) -> Analysis {
     let run = ctx.run;
-    // Rules are independent and read a shared context (its derived data is
-    // computed once, whichever rule asks first), so they run in parallel;
-    // their results are gathered in checklist order.
+    // The context's derived data (statistics streamed from checkpoints) is
+    // computed first, on all cores: computed lazily inside a parallel rule,
+    // the other rules would block the pool's threads waiting for it.
+    ctx.prepare();
+    // Rules are independent and read the shared context, so they run in
+    // parallel; their results are gathered in checklist order.
     let outcomes: Vec<(&'static str, Option<Outcome>)> = rules::all()
         .into_par_iter()
         .map(|rule| {

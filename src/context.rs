@@ -71,6 +71,13 @@ impl<'a> Context<'a> {
         Context { run, stats: OnceLock::new(), layers: OnceLock::new(), warnings: Mutex::new(Vec::new()) }
     }
 
+    /// Computes the derived data that rules share (tensor statistics, weight
+    /// layers) now rather than on first use.
+    pub fn prepare(&self) {
+        self.weight_layers();
+        self.stats(TensorKind::Weight);
+    }
+
     /// Problems met while deriving data (a checkpoint that changed under us).
     pub fn warnings(&self) -> Vec<Warning> {
         self.warnings.lock().map(|w| w.clone()).unwrap_or_default()
