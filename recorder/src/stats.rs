@@ -253,6 +253,8 @@ fn reduce<T: Copy>(values: &[T], shift: f64, to_f64: impl Fn(T) -> f64) -> Sums 
     let mut lanes = Lanes::<f64, u64, LANES>::new();
     let mut blocks = values.chunks_exact(LANES);
     for block in &mut blocks {
+        // Indexed by lane on purpose: each lane is its own accumulator.
+        #[allow(clippy::needless_range_loop)]
         for lane in 0..LANES {
             lanes.add(lane, to_f64(block[lane]), shift);
         }
@@ -275,6 +277,7 @@ fn reduce_narrow<T: Copy>(values: &[T], shift: f64, to_f32: impl Fn(T) -> f32) -
     for block in &mut blocks {
         let mut b = Lanes::<f32, u32, NARROW_LANES>::new();
         for row in block.chunks_exact(NARROW_LANES) {
+            #[allow(clippy::needless_range_loop)]
             for lane in 0..NARROW_LANES {
                 b.add(lane, to_f32(row[lane]), shift32);
             }
