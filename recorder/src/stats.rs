@@ -213,8 +213,9 @@ impl<F: LaneFloat, C: Copy + From<bool> + Add<Output = C> + Into<u64>, const N: 
     }
 
     /// Adds `x` to lane `lane`. Branch-free: a non-finite value adds zero to
-    /// every sum; min and max are compare-and-select, which vectorizes where
-    /// `f64::min` does not.
+    /// every sum and infinity to min and max, which are compare-and-select
+    /// (one min/max instruction; `f64::min` does not vectorize, and a
+    /// condition that also tests finiteness turns into a slow masked store).
     #[inline(always)]
     fn add(&mut self, lane: usize, x: F, shift: F) {
         let ok = x.abs() < F::INFINITY;
@@ -226,8 +227,9 @@ impl<F: LaneFloat, C: Copy + From<bool> + Add<Output = C> + Into<u64>, const N: 
         self.s2[lane] = self.s2[lane] + d * d;
         self.sq[lane] = self.sq[lane] + xf * xf;
         self.sa[lane] = self.sa[lane] + xf.abs();
-        self.lo[lane] = if ok && x < self.lo[lane] { x } else { self.lo[lane] };
-        self.hi[lane] = if ok && x > self.hi[lane] { x } else { self.hi[lane] };
+        let (low, high) = if ok { (x, x) } else { (F::INFINITY, F::ZERO - F::INFINITY) };
+        self.lo[lane] = if low < self.lo[lane] { low } else { self.lo[lane] };
+        self.hi[lane] = if high > self.hi[lane] { high } else { self.hi[lane] };
     }
 
     /// The lanes added up, in lane order.
@@ -265,9 +267,19 @@ fn reduce<T: Copy>(values: &[T], shift: f64, to_f64: impl Fn(T) -> f64) -> Sums 
     lanes.sums()
 }
 
+/// A row of half floats as f32, one lane each.
+type Row = [f32; NARROW_LANES];
+
 /// [`reduce`] for half floats: f32 sums over short blocks (see [`NARROW_BLOCK`]).
+/// `row_to_f32` widens a row at once (one instruction where the CPU has it),
+/// `to_f32` one value.
 #[inline(always)]
-fn reduce_narrow<T: Copy>(values: &[T], shift: f64, to_f32: impl Fn(T) -> f32) -> Sums {
+fn reduce_narrow<T: Copy>(
+    values: &[T],
+    shift: f64,
+    to_f32: impl Fn(T) -> f32,
+    row_to_f32: impl Fn(&[T; NARROW_LANES]) -> Row,
+) -> Sums {
     const TINY: f32 = 1.0 / (1u64 << 40) as f32;
     let shift32 = shift as f32;
     // Block sums join these f64 lanes; blocks summed again in f64 join `total`.
@@ -277,9 +289,11 @@ fn reduce_narrow<T: Copy>(values: &[T], shift: f64, to_f32: impl Fn(T) -> f32) -
     for block in &mut blocks {
         let mut b = Lanes::<f32, u32, NARROW_LANES>::new();
         for row in block.chunks_exact(NARROW_LANES) {
+            let Ok(row) = <&[T; NARROW_LANES]>::try_from(row) else { continue };
+            let x = row_to_f32(row);
             #[allow(clippy::needless_range_loop)]
             for lane in 0..NARROW_LANES {
-                b.add(lane, to_f32(row[lane]), shift32);
+                b.add(lane, x[lane], shift32);
             }
         }
         // Squares of values under 2^-40 near f32's underflow; sums past its
@@ -340,41 +354,64 @@ fn bf16_to_f32(v: bf16) -> f32 {
     f32::from_bits(u32::from(v.to_bits()) << 16)
 }
 
-/// Defines `$name`, which runs [`reduce`] compiled for AVX-512 or AVX2 when
-/// the CPU has them (checked at run time, once) and for the baseline otherwise:
-/// a build for generic x86-64 would otherwise use 2-lane SSE2 and run 5x slower.
+/// Defines `$name(values, shift)`, which runs a loop compiled for AVX-512 or
+/// AVX2 when the CPU has them (checked at run time, once) and for the
+/// baseline otherwise: a build for generic x86-64 would otherwise use 2-lane
+/// SSE2 and run 5x slower. Each variant's body is given; the short form gives
+/// all three the same one.
 macro_rules! reduce_dispatched {
-    ($name:ident, $t:ty, $kernel:ident, $convert:expr) => {
+    ($name:ident, $t:ty, |$v:ident, $s:ident| $body:expr) => {
+        reduce_dispatched!($name, $t, avx512: |$v, $s| $body, avx2 ["avx2"]: |$v, $s| $body, baseline: |$v, $s| $body);
+    };
+    ($name:ident, $t:ty,
+     avx512: |$v1:ident, $s1:ident| $avx512:expr,
+     avx2 [$($feature:tt),+]: |$v2:ident, $s2:ident| $avx2:expr,
+     baseline: |$v3:ident, $s3:ident| $baseline:expr) => {
         #[allow(unsafe_code)]
-        fn $name(values: &[$t], shift: f64) -> Sums {
+        fn $name($v3: &[$t], $s3: f64) -> Sums {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f")]
-                unsafe fn avx512(values: &[$t], shift: f64) -> Sums {
-                    $kernel(values, shift, $convert)
+                unsafe fn avx512($v1: &[$t], $s1: f64) -> Sums {
+                    $avx512
                 }
-                #[target_feature(enable = "avx2")]
-                unsafe fn avx2(values: &[$t], shift: f64) -> Sums {
-                    $kernel(values, shift, $convert)
+                $(#[target_feature(enable = $feature)])+
+                unsafe fn avx2($v2: &[$t], $s2: f64) -> Sums {
+                    $avx2
                 }
                 if std::arch::is_x86_feature_detected!("avx512f") {
                     // SAFETY: the CPU supports AVX-512F (checked above).
-                    return unsafe { avx512(values, shift) };
+                    return unsafe { avx512($v3, $s3) };
                 }
-                if std::arch::is_x86_feature_detected!("avx2") {
-                    // SAFETY: the CPU supports AVX2 (checked above).
-                    return unsafe { avx2(values, shift) };
+                if $(std::arch::is_x86_feature_detected!($feature))&&+ {
+                    // SAFETY: the CPU supports these features (checked above).
+                    return unsafe { avx2($v3, $s3) };
                 }
             }
-            $kernel(values, shift, $convert)
+            $baseline
         }
     };
 }
 
-reduce_dispatched!(reduce_f32, f32, reduce, |v: f32| v as f64);
-reduce_dispatched!(reduce_f64, f64, reduce, |v: f64| v);
-reduce_dispatched!(reduce_f16, f16, reduce_narrow, f16_to_f32);
-reduce_dispatched!(reduce_bf16, bf16, reduce_narrow, bf16_to_f32);
+reduce_dispatched!(reduce_f32, f32, |values, shift| reduce(values, shift, |v: f32| v as f64));
+reduce_dispatched!(reduce_f64, f64, |values, shift| reduce(values, shift, |v: f64| v));
+reduce_dispatched!(reduce_bf16, bf16, |values, shift| reduce_narrow(values, shift, bf16_to_f32, |row| row.map(bf16_to_f32)));
+// f16 rows are widened by the CPU's conversion instruction (exact, as is
+// `f16_to_f32`), 16 values at once with AVX-512, 8 with F16C.
+reduce_dispatched!(
+    reduce_f16,
+    f16,
+    avx512: |values, shift| reduce_narrow(values, shift, f16_to_f32, |row| {
+        use std::arch::x86_64::{__m256i, _mm512_cvtph_ps};
+        bytemuck::cast(_mm512_cvtph_ps(bytemuck::cast::<[f16; NARROW_LANES], __m256i>(*row)))
+    }),
+    avx2 ["avx2", "f16c"]: |values, shift| reduce_narrow(values, shift, f16_to_f32, |row| {
+        use std::arch::x86_64::{__m128i, _mm256_cvtph_ps};
+        let [low, high] = bytemuck::cast::<[f16; NARROW_LANES], [__m128i; 2]>(*row);
+        bytemuck::cast([_mm256_cvtph_ps(low), _mm256_cvtph_ps(high)])
+    }),
+    baseline: |values, shift| reduce_narrow(values, shift, f16_to_f32, |row| row.map(f16_to_f32))
+);
 
 /// Statistics of an f32 slice in one pass.
 pub fn stats_f32(values: &[f32]) -> TensorStats {
@@ -583,9 +620,9 @@ mod tests {
         };
         assert_eq!(bits(&baseline), bits(&dispatched));
         let brains: Vec<bf16> = values.iter().map(|&v| bf16::from_f32(v)).collect();
-        assert_eq!(bits(&reduce_narrow(&brains, 0.25, bf16_to_f32)), bits(&reduce_bf16(&brains, 0.25)));
+        assert_eq!(bits(&reduce_narrow(&brains, 0.25, bf16_to_f32, |r| r.map(bf16_to_f32))), bits(&reduce_bf16(&brains, 0.25)));
         let halves: Vec<f16> = values.iter().map(|&v| f16::from_f32(v)).collect();
-        assert_eq!(bits(&reduce_narrow(&halves, 0.25, f16_to_f32)), bits(&reduce_f16(&halves, 0.25)));
+        assert_eq!(bits(&reduce_narrow(&halves, 0.25, f16_to_f32, |r| r.map(f16_to_f32))), bits(&reduce_f16(&halves, 0.25)));
     }
 
     #[test]
