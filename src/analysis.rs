@@ -58,17 +58,23 @@ pub fn analyze_in(ctx: &Context, config: &Config) -> Analysis {
     ctx.prepare();
     // Rules are independent and read the shared context, so they run in
     // parallel; their results are gathered in checklist order.
-    let outcomes: Vec<(&'static str, Option<Outcome>)> = rules::all()
-        .into_par_iter()
-        .map(|rule| {
-            let meta = rule.meta();
-            if !config.enabled(meta.id) {
-                return (meta.id, None);
-            }
-            let options = Options::new(meta.options, config.rules.get(meta.id));
-            (meta.id, Some(rule.check(ctx, &options)))
-        })
-        .collect();
+    // The run's summary is independent of them too.
+    let (outcomes, mut summary): (Vec<(&'static str, Option<Outcome>)>, Summary) = rayon::join(
+        || {
+            rules::all()
+                .into_par_iter()
+                .map(|rule| {
+                    let meta = rule.meta();
+                    if !config.enabled(meta.id) {
+                        return (meta.id, None);
+                    }
+                    let options = Options::new(meta.options, config.rules.get(meta.id));
+                    (meta.id, Some(rule.check(ctx, &options)))
+                })
+                .collect()
+        },
+        || Summary::of(run),
+    );
     let mut findings = Vec::new();
     let mut results = Vec::new();
     for (rule, outcome) in outcomes {
@@ -83,7 +89,6 @@ pub fn analyze_in(ctx: &Context, config: &Config) -> Analysis {
         };
         results.push(RuleResult { rule, status, reason });
     }
-    let mut summary = Summary::of(run);
     summary.warnings.extend(ctx.warnings());
     let count = |s: Severity| findings.iter().filter(|f| f.severity == s).count();
     let highest = findings.iter().map(|f| f.severity).max();

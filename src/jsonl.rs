@@ -88,55 +88,104 @@ pub fn read_line_blocks(
     path: &Path,
     mut each: impl FnMut(&[Line<'_>], &mut Vec<Warning>) -> Result<(), LoadError>,
 ) -> Result<Vec<Warning>, LoadError> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path).map_err(|e| LoadError::io(path, e))?;
+    let mut reader = BlockReader::open(path)?;
     let mut warnings = Vec::new();
-    // Read straight into the tail of what is pending (the cut-off end of the
-    // previous block), so that each byte is copied once.
-    let mut pending: Vec<u8> = Vec::with_capacity(BLOCK_BYTES);
-    let mut number = 0usize;
-    let mut at_end = false;
-    while !at_end {
-        let read = (&mut file).take(BLOCK_BYTES as u64).read_to_end(&mut pending).map_err(|e| LoadError::io(path, e))?;
-        at_end = read == 0;
-        // Whole lines only, except at the end, where the rest is the last line.
-        let cut = if at_end { pending.len() } else { memchr::memrchr(b'\n', &pending).map_or(0, |i| i + 1) };
-        if cut == 0 {
-            continue;
-        }
-        let mut lines = Vec::new();
-        let mut start = 0;
-        while start < cut {
-            let end = memchr::memchr(b'\n', &pending[start..cut]).map_or(cut, |i| start + i + 1);
-            let raw = &pending[start..end];
-            start = end;
-            number += 1;
-            let complete = raw.last() == Some(&b'\n');
-            let mut bytes = if complete { &raw[..raw.len() - 1] } else { raw };
-            if bytes.last() == Some(&b'\r') {
-                bytes = &bytes[..bytes.len() - 1];
-            }
-            if number == 1 {
-                bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-            }
-            if bytes.iter().all(|b| b.is_ascii_whitespace()) {
-                continue;
-            }
-            if bytes.iter().all(|&b| b == 0 || b.is_ascii_whitespace()) {
-                // What a file system leaves after a crash: the size grew, the data did not land.
-                warnings.push(Warning {
-                    file: path.to_path_buf(),
-                    line: Some(number),
-                    message: "NUL bytes where a line should be (the writer crashed?); skipped".into(),
-                });
-                continue;
-            }
-            lines.push(Line { number, bytes, complete });
-        }
-        each(&lines, &mut warnings)?;
-        pending.drain(..cut);
+    while let Some(mut block) = reader.next_block()? {
+        warnings.append(&mut block.warnings);
+        each(&block.lines(), &mut warnings)?;
     }
     Ok(warnings)
+}
+
+/// Reads a JSON-lines file a block of whole lines at a time. Each block owns
+/// its bytes, so that one block can be parsed while the next is read.
+pub struct BlockReader {
+    path: std::path::PathBuf,
+    file: std::fs::File,
+    /// The start of a line cut off by the end of the previous block.
+    carry: Vec<u8>,
+    /// Lines numbered so far.
+    number: usize,
+    at_end: bool,
+}
+
+/// Whole lines of a file and what was skipped among them.
+pub struct Block {
+    bytes: Vec<u8>,
+    spans: Vec<(usize, std::ops::Range<usize>, bool)>,
+    /// Lines of NUL bytes, skipped.
+    pub warnings: Vec<Warning>,
+}
+
+impl Block {
+    /// The block's non-empty lines, in order.
+    pub fn lines(&self) -> Vec<Line<'_>> {
+        self.spans.iter().map(|(number, range, complete)| Line { number: *number, bytes: &self.bytes[range.clone()], complete: *complete }).collect()
+    }
+}
+
+impl BlockReader {
+    pub fn open(path: &Path) -> Result<Self, LoadError> {
+        let file = std::fs::File::open(path).map_err(|e| LoadError::io(path, e))?;
+        Ok(BlockReader { path: path.to_path_buf(), file, carry: Vec::new(), number: 0, at_end: false })
+    }
+
+    /// The next block, `None` at the end of the file. A line end, a byte-order
+    /// mark and NUL padding are taken care of; the last line may lack its
+    /// newline (then it is not `complete`).
+    pub fn next_block(&mut self) -> Result<Option<Block>, LoadError> {
+        use std::io::Read;
+        loop {
+            if self.at_end {
+                return Ok(None);
+            }
+            let mut bytes = std::mem::take(&mut self.carry);
+            bytes.reserve(BLOCK_BYTES);
+            let read = (&mut self.file).take(BLOCK_BYTES as u64).read_to_end(&mut bytes).map_err(|e| LoadError::io(&self.path, e))?;
+            self.at_end = read == 0;
+            // Whole lines only, except at the end, where the rest is the last line.
+            let cut = if self.at_end { bytes.len() } else { memchr::memrchr(b'\n', &bytes).map_or(0, |i| i + 1) };
+            if cut == 0 {
+                // No line end yet (a long line): keep reading into the same buffer.
+                self.carry = bytes;
+                continue;
+            }
+            self.carry = bytes[cut..].to_vec();
+            bytes.truncate(cut);
+            let mut block = Block { spans: Vec::new(), warnings: Vec::new(), bytes: Vec::new() };
+            let mut start = 0;
+            while start < cut {
+                let end = memchr::memchr(b'\n', &bytes[start..cut]).map_or(cut, |i| start + i + 1);
+                let line_start = start;
+                start = end;
+                self.number += 1;
+                let complete = bytes[end - 1] == b'\n';
+                let mut range = line_start..if complete { end - 1 } else { end };
+                if bytes[range.clone()].last() == Some(&b'\r') {
+                    range.end -= 1;
+                }
+                if self.number == 1 && bytes[range.clone()].starts_with(b"\xEF\xBB\xBF") {
+                    range.start += 3;
+                }
+                let text = &bytes[range.clone()];
+                if text.iter().all(|b| b.is_ascii_whitespace()) {
+                    continue;
+                }
+                if text.iter().all(|&b| b == 0 || b.is_ascii_whitespace()) {
+                    // What a file system leaves after a crash: the size grew, the data did not land.
+                    block.warnings.push(Warning {
+                        file: self.path.clone(),
+                        line: Some(self.number),
+                        message: "NUL bytes where a line should be (the writer crashed?); skipped".into(),
+                    });
+                    continue;
+                }
+                block.spans.push((self.number, range, complete));
+            }
+            block.bytes = bytes;
+            return Ok(Some(block));
+        }
+    }
 }
 
 /// A value of a metrics line, read without building a JSON tree.

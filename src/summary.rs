@@ -69,13 +69,8 @@ impl Summary {
             .names()
             .into_iter()
             .map(|name| {
-                let series = run.metrics.series(&name).unwrap_or_default();
-                MetricInfo {
-                    count: series.len(),
-                    nonfinite: series.iter().filter(|(_, v)| !v.is_finite()).count(),
-                    last: series.iter().rev().map(|(_, v)| *v).find(|v| v.is_finite()),
-                    name,
-                }
+                let facts = run.metrics.facts(&name).unwrap_or_default();
+                MetricInfo { count: facts.count, nonfinite: facts.nonfinite, last: facts.last_finite, name }
             })
             .collect();
         for (name, series) in &run.metrics.counts {

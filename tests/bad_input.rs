@@ -203,3 +203,25 @@ fn files_growing_while_they_are_read() {
     writer.join().unwrap();
     assert_eq!(check(&Run::load(dir.path()).unwrap()), LINES as usize);
 }
+
+#[test]
+fn a_checkpoint_cut_short_while_it_is_streamed() {
+    use postmortem::run::checkpoint::Checkpoint;
+    // Opened with a valid header, then truncated, as a copy still in flight
+    // leaves it between the header read and the data read.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("step-00000000.safetensors");
+    let count = 3 << 20; // 12 MiB of f32: several chunks
+    let header = format!(r#"{{"w":{{"dtype":"F32","shape":[{count}],"data_offsets":[0,{}]}}}}"#, 4 * count);
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend(header.as_bytes());
+    bytes.resize(bytes.len() + 4 * count, 0);
+    std::fs::write(&path, &bytes).unwrap();
+    let checkpoint = Checkpoint::open(&path).unwrap();
+    let entry = checkpoint.tensor("w").unwrap().clone();
+    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(bytes.len() as u64 / 2).unwrap();
+    let error = checkpoint.stats(&entry).unwrap_err().to_string();
+    assert!(error.contains("step-00000000.safetensors") && error.contains("changed while being read"), "{error}");
+    let error = checkpoint.values(&entry).unwrap_err().to_string();
+    assert!(error.contains("changed while being read"), "{error}");
+}

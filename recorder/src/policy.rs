@@ -31,7 +31,7 @@ impl Default for RecordPolicy {
 }
 
 fn every(interval: u64, step: u64) -> bool {
-    interval != 0 && step % interval == 0
+    interval != 0 && step.is_multiple_of(interval)
 }
 
 impl RecordPolicy {

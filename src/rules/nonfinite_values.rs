@@ -40,7 +40,7 @@ impl Rule for NonfiniteValues {
     fn check(&self, ctx: &Context, _options: &Options) -> Outcome {
         let mut firsts: Vec<(u64, String, f64)> = Vec::new();
         for name in ctx.run.metrics.names() {
-            if let Some((step, v)) = ctx.metric(&name).into_iter().find(|(_, v)| !v.is_finite()) {
+            if let Some((step, v)) = ctx.run.metrics.facts(&name).and_then(|f| f.first_nonfinite) {
                 firsts.push((step, format!("metric {name}"), v));
             }
         }

@@ -41,7 +41,7 @@ declare_rule! {
 
 /// Fraction of a matrix's rows that repeat an earlier row exactly.
 fn duplicate_row_fraction(values: &[f64], rows: usize) -> f64 {
-    if rows < 2 || values.len() % rows != 0 {
+    if rows < 2 || !values.len().is_multiple_of(rows) {
         return 0.0;
     }
     let width = values.len() / rows;

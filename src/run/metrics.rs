@@ -94,6 +94,24 @@ impl MetricsTable {
             .collect()
     }
 
+    /// Counts over one scalar metric, read from its column without building
+    /// the series: for summaries and the non-finite check of every metric.
+    pub fn facts(&self, name: &str) -> Option<MetricFacts> {
+        let values = self.frame.column(name).ok()?.f64().ok()?;
+        let mut facts = MetricFacts::default();
+        for (&step, value) in self.steps.iter().zip(values.iter()) {
+            let Some(v) = value else { continue };
+            facts.count += 1;
+            if v.is_finite() {
+                facts.last_finite = Some(v);
+            } else {
+                facts.nonfinite += 1;
+                facts.first_nonfinite.get_or_insert((step, v));
+            }
+        }
+        Some(facts)
+    }
+
     /// The recorded `(step, value)` points of one scalar metric, nulls left out.
     pub fn series(&self, name: &str) -> Option<Vec<(u64, f64)>> {
         let values = self.frame.column(name).ok()?.f64().ok()?;
@@ -306,6 +324,17 @@ impl Resolver<'_> {
     }
 }
 
+/// What [`MetricsTable::facts`] counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MetricFacts {
+    /// Steps that recorded a value.
+    pub count: usize,
+    pub nonfinite: usize,
+    /// The first NaN or infinite value, with its step.
+    pub first_nonfinite: Option<(u64, f64)>,
+    pub last_finite: Option<f64>,
+}
+
 /// Columns under construction, one row per step.
 #[derive(Default)]
 struct Builder {
@@ -492,10 +521,22 @@ pub fn load(path: &Path, warnings: &mut Vec<Warning>) -> Result<MetricsTable, Lo
     // resumed steps). Parsing resolves names against those known before.
     let mut names: BTreeMap<String, usize> = BTreeMap::new();
     let mut previous: Vec<ResolvedChunk> = Vec::new();
-    let mut line_warnings = jsonl::read_line_blocks(path, |lines, warnings| {
+    let mut line_warnings = Vec::new();
+    let mut reader = jsonl::BlockReader::open(path)?;
+    let mut current = reader.next_block()?;
+    while let Some(mut block) = current.take() {
+        line_warnings.append(&mut block.warnings);
+        let lines = block.lines();
         let known = &names;
-        let (added, parsed) = rayon::join(
-            || std::mem::take(&mut previous).into_iter().try_for_each(|chunk| builder.add_chunk(path, chunk, warnings)),
+        // Three things at once: the previous block is added, the next one
+        // read, this one parsed (on whatever cores the first two leave).
+        let ((added, next), parsed) = rayon::join(
+            || {
+                let added = std::mem::take(&mut previous)
+                    .into_iter()
+                    .try_for_each(|chunk| builder.add_chunk(path, chunk, &mut line_warnings));
+                (added, reader.next_block())
+            },
             || {
                 lines
                     .par_chunks(LINES_PER_TASK)
@@ -504,12 +545,12 @@ pub fn load(path: &Path, warnings: &mut Vec<Warning>) -> Result<MetricsTable, Lo
             },
         );
         added?;
+        current = next?;
         previous = parsed;
         if builder.names.len() != names.len() {
             names = builder.names.clone();
         }
-        Ok(())
-    })?;
+    }
     for chunk in previous {
         builder.add_chunk(path, chunk, &mut line_warnings)?;
     }
@@ -620,6 +661,11 @@ mod tests {
             load_text("{\"step\":0,\"loss\":NaN}\n{\"loss\":1}\n{\"step\":-1,\"loss\":2}\n{\"step\":1,\"loss\":Infinity,\"tag\":\"x\"}\n");
         let loss = table.series("loss").unwrap();
         assert!(loss[0].1.is_nan() && loss[1].1.is_infinite());
+        let facts = table.facts("loss").unwrap();
+        assert_eq!((facts.count, facts.nonfinite, facts.last_finite), (2, 2, None));
+        assert!(facts.first_nonfinite.is_some_and(|(step, v)| step == 0 && v.is_nan()));
+        let (table, _) = load_text("{\"step\":0,\"a\":1}\n{\"step\":1}\n{\"step\":2,\"a\":Infinity}\n{\"step\":3,\"a\":4}\n");
+        assert_eq!(table.facts("a"), Some(MetricFacts { count: 3, nonfinite: 1, first_nonfinite: Some((2, f64::INFINITY)), last_finite: Some(4.0) }));
         assert_eq!(warnings.len(), 2, "{warnings:?}");
         assert!(warnings[0].message.contains("2 line(s) without"));
         assert!(warnings[1].message.contains("\"tag\""));
