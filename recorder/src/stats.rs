@@ -1,10 +1,12 @@
-//! One-pass tensor statistics on the host, for f32, f16 and bf16 data.
+//! One-pass tensor statistics on the host, for f32, f64, f16 and bf16 data.
 //!
-//! Sums are kept in f64, and the variance from values shifted by the first
-//! finite element, so that a tensor whose mean is large against its spread
-//! (a bias vector near 1.0, say) keeps its standard deviation exact. The
-//! accumulator is streaming and mergeable: feed it chunk by chunk, or give each
-//! thread its own and merge them.
+//! Sums are kept in f64 (for half floats, in f32 over short blocks first), and
+//! the variance from values shifted by the first finite element, so that a
+//! tensor whose mean is large against its spread (a bias vector near 1.0, say)
+//! keeps its standard deviation exact. The accumulator is streaming and
+//! mergeable: feed it chunk by chunk, or give each thread its own and merge
+//! them. The loop is compiled for the widest vector instructions the CPU has,
+//! chosen at run time, with the same result on every CPU.
 
 use crate::format::{Activation, TensorStats};
 use half::{bf16, f16};
