@@ -48,25 +48,25 @@ impl StatsAccumulator {
 
     pub fn push_f32(&mut self, values: &[f32]) {
         if let Some(shift) = self.start(values, |v| v as f64) {
-            self.sums.add(&reduce_f32(values, shift));
+            self.sums.add(&reduce_f32::best(values, shift));
         }
     }
 
     pub fn push_f64(&mut self, values: &[f64]) {
         if let Some(shift) = self.start(values, |v| v) {
-            self.sums.add(&reduce_f64(values, shift));
+            self.sums.add(&reduce_f64::best(values, shift));
         }
     }
 
     pub fn push_f16(&mut self, values: &[f16]) {
         if let Some(shift) = self.start(values, |v| v.to_f64()) {
-            self.sums.add(&reduce_f16(values, shift));
+            self.sums.add(&reduce_f16::best(values, shift));
         }
     }
 
     pub fn push_bf16(&mut self, values: &[bf16]) {
         if let Some(shift) = self.start(values, |v| v.to_f64()) {
-            self.sums.add(&reduce_bf16(values, shift));
+            self.sums.add(&reduce_bf16::best(values, shift));
         }
     }
 
@@ -369,28 +369,42 @@ macro_rules! reduce_dispatched {
      avx512: |$v1:ident, $s1:ident| $avx512:expr,
      avx2 [$($feature:tt),+]: |$v2:ident, $s2:ident| $avx2:expr,
      baseline: |$v3:ident, $s3:ident| $baseline:expr) => {
+        /// The variants of one loop (tests call each).
         #[allow(unsafe_code)]
-        fn $name($v3: &[$t], $s3: f64) -> Sums {
+        mod $name {
+            use super::*;
+
             #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f")]
-                unsafe fn avx512($v1: &[$t], $s1: f64) -> Sums {
-                    $avx512
-                }
-                $(#[target_feature(enable = $feature)])+
-                unsafe fn avx2($v2: &[$t], $s2: f64) -> Sums {
-                    $avx2
-                }
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the CPU supports AVX-512F (checked above).
-                    return unsafe { avx512($v3, $s3) };
-                }
-                if $(std::arch::is_x86_feature_detected!($feature))&&+ {
-                    // SAFETY: the CPU supports these features (checked above).
-                    return unsafe { avx2($v3, $s3) };
-                }
+            #[target_feature(enable = "avx512f")]
+            pub unsafe fn avx512($v1: &[$t], $s1: f64) -> Sums {
+                $avx512
             }
-            $baseline
+
+            #[cfg(target_arch = "x86_64")]
+            $(#[target_feature(enable = $feature)])+
+            pub unsafe fn avx2($v2: &[$t], $s2: f64) -> Sums {
+                $avx2
+            }
+
+            pub fn baseline($v3: &[$t], $s3: f64) -> Sums {
+                $baseline
+            }
+
+            /// The widest variant this CPU runs.
+            pub fn best(values: &[$t], shift: f64) -> Sums {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    if std::arch::is_x86_feature_detected!("avx512f") {
+                        // SAFETY: the CPU supports AVX-512F (checked above).
+                        return unsafe { avx512(values, shift) };
+                    }
+                    if $(std::arch::is_x86_feature_detected!($feature))&&+ {
+                        // SAFETY: the CPU supports these features (checked above).
+                        return unsafe { avx2(values, shift) };
+                    }
+                }
+                baseline(values, shift)
+            }
         }
     };
 }
@@ -610,21 +624,45 @@ mod tests {
         }
     }
 
+    /// Every variant this CPU can run gives the bits of the baseline loop.
     #[test]
-    fn vectorized_variants_give_the_baseline_bits() {
+    #[allow(unsafe_code)]
+    fn every_instruction_set_gives_the_baseline_bits() {
         let mut values = pseudo_random(5, 10_007);
         values[17] = f32::NAN;
         values[9000] = f32::NEG_INFINITY;
-        let baseline = reduce(&values, 0.25, |v: f32| v as f64);
-        let dispatched = reduce_f32(&values, 0.25);
-        let bits = |p: &Sums| {
-            (p.finite, p.zeros, [p.sum_shifted, p.sum_sq_shifted, p.sum_sq, p.sum_abs, p.min, p.max].map(f64::to_bits))
-        };
-        assert_eq!(bits(&baseline), bits(&dispatched));
-        let brains: Vec<bf16> = values.iter().map(|&v| bf16::from_f32(v)).collect();
-        assert_eq!(bits(&reduce_narrow(&brains, 0.25, bf16_to_f32, |r| r.map(bf16_to_f32))), bits(&reduce_bf16(&brains, 0.25)));
+        values[33] = 1e-6; // an f16 subnormal
+        let wide: Vec<f64> = values.iter().map(|&v| v as f64).collect();
         let halves: Vec<f16> = values.iter().map(|&v| f16::from_f32(v)).collect();
-        assert_eq!(bits(&reduce_narrow(&halves, 0.25, f16_to_f32, |r| r.map(f16_to_f32))), bits(&reduce_f16(&halves, 0.25)));
+        let brains: Vec<bf16> = values.iter().map(|&v| bf16::from_f32(v)).collect();
+        let bits = |p: Sums| (p.finite, p.zeros, [p.sum_shifted, p.sum_sq_shifted, p.sum_sq, p.sum_abs, p.min, p.max].map(f64::to_bits));
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            let mut checked = 0;
+            if has!("avx512f") {
+                // SAFETY: the CPU supports AVX-512F (checked above).
+                unsafe {
+                    assert_eq!(bits(reduce_f32::avx512(&values, 0.25)), bits(reduce_f32::baseline(&values, 0.25)));
+                    assert_eq!(bits(reduce_f64::avx512(&wide, 0.25)), bits(reduce_f64::baseline(&wide, 0.25)));
+                    assert_eq!(bits(reduce_f16::avx512(&halves, 0.25)), bits(reduce_f16::baseline(&halves, 0.25)));
+                    assert_eq!(bits(reduce_bf16::avx512(&brains, 0.25)), bits(reduce_bf16::baseline(&brains, 0.25)));
+                }
+                checked += 1;
+            }
+            if has!("avx2") && has!("f16c") {
+                // SAFETY: the CPU supports AVX2 and F16C (checked above).
+                unsafe {
+                    assert_eq!(bits(reduce_f32::avx2(&values, 0.25)), bits(reduce_f32::baseline(&values, 0.25)));
+                    assert_eq!(bits(reduce_f16::avx2(&halves, 0.25)), bits(reduce_f16::baseline(&halves, 0.25)));
+                    assert_eq!(bits(reduce_bf16::avx2(&brains, 0.25)), bits(reduce_bf16::baseline(&brains, 0.25)));
+                }
+                checked += 1;
+            }
+            eprintln!("{checked} vector variants checked against the baseline");
+        }
+        // The baseline itself is the plain loop.
+        assert_eq!(bits(reduce_f32::baseline(&values, 0.25)), bits(reduce(&values, 0.25, |v: f32| v as f64)));
     }
 
     #[test]
