@@ -5,8 +5,8 @@ use crate::config::Config;
 use crate::context::Context;
 use crate::rules::{self, Finding, Options, Outcome, RuleResult, Section, Severity, Status};
 use crate::run::Run;
-use rayon::prelude::*;
 use crate::summary::Summary;
+use rayon::prelude::*;
 use serde::Serialize;
 
 /// Everything postmortem concluded about one run.

@@ -83,10 +83,8 @@ impl StatsAccumulator {
     /// Adds what another accumulator has seen, as if its values came after ours.
     pub fn merge(&mut self, other: &StatsAccumulator) {
         self.count += other.count;
-        let Some(other_shift) = other.shift else {
-            self.sums.zeros += other.sums.zeros;
-            return;
-        };
+        // Without a shift the other has seen no finite value: its sums are empty.
+        let Some(other_shift) = other.shift else { return };
         let shift = *self.shift.get_or_insert(other_shift);
         // Re-centre the other's shifted sums on our shift: sum(x - a) = sum(x - b) + n (b - a).
         let delta = other_shift - shift;

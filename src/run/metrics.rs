@@ -521,11 +521,10 @@ pub fn load(path: &Path, warnings: &mut Vec<Warning>) -> Result<MetricsTable, Lo
     // resumed steps). Parsing resolves names against those known before.
     let mut names: BTreeMap<String, usize> = BTreeMap::new();
     let mut previous: Vec<ResolvedChunk> = Vec::new();
-    let mut line_warnings = Vec::new();
     let mut reader = jsonl::BlockReader::open(path)?;
     let mut current = reader.next_block()?;
     while let Some(mut block) = current.take() {
-        line_warnings.append(&mut block.warnings);
+        warnings.append(&mut block.warnings);
         let lines = block.lines();
         let known = &names;
         // Three things at once: the previous block is added, the next one
@@ -534,7 +533,7 @@ pub fn load(path: &Path, warnings: &mut Vec<Warning>) -> Result<MetricsTable, Lo
             || {
                 let added = std::mem::take(&mut previous)
                     .into_iter()
-                    .try_for_each(|chunk| builder.add_chunk(path, chunk, &mut line_warnings));
+                    .try_for_each(|chunk| builder.add_chunk(path, chunk, warnings));
                 (added, reader.next_block())
             },
             || {
@@ -552,9 +551,8 @@ pub fn load(path: &Path, warnings: &mut Vec<Warning>) -> Result<MetricsTable, Lo
         }
     }
     for chunk in previous {
-        builder.add_chunk(path, chunk, &mut line_warnings)?;
+        builder.add_chunk(path, chunk, warnings)?;
     }
-    warnings.extend(line_warnings);
     builder.finish(path, warnings)
 }
 
