@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::context::Context;
+use crate::error::Warning;
 use crate::rules::{self, Finding, Options, Outcome, RuleResult, Section, Severity, Status};
 use crate::run::Run;
 use crate::summary::Summary;
@@ -18,6 +19,10 @@ pub struct Analysis {
     pub findings: Vec<Finding>,
     /// One entry per rule, in checklist order.
     pub rules: Vec<RuleResult>,
+    /// What was wrong with the input but did not stop the analysis: files
+    /// that could not be read (with `lost` saying which data went with
+    /// them), lines and fields skipped. The same list as `run.warnings`.
+    pub warnings: Vec<Warning>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -40,6 +45,31 @@ impl Analysis {
     /// The section of a finding's rule.
     pub fn section_of(finding: &Finding) -> Section {
         rules::find(finding.rule).map_or(Section::Data, |r| r.meta().section)
+    }
+}
+
+/// A skipped rule's reason, naming the files it would have read that could
+/// not be read: then the data may exist, and the run is not to blame.
+fn lost_data_note(why: String, rule: &str, warnings: &[Warning]) -> String {
+    let needs = rules::find(rule).map_or(&[][..], |r| r.meta().needs);
+    let lost: Vec<String> = warnings
+        .iter()
+        .filter(|w| w.lost.is_some_and(|source| needs.contains(&source)))
+        .map(|w| {
+            w.file.file_name().map_or_else(
+                || w.file.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            )
+        })
+        .collect();
+    match lost.as_slice() {
+        [] => why,
+        [one] => format!("{why} ({one} could not be read; see the warnings)"),
+        many => format!(
+            "{why} ({} files could not be read: {}; see the warnings)",
+            many.len(),
+            many.join(", ")
+        ),
     }
 }
 
@@ -75,6 +105,8 @@ pub fn analyze_in(ctx: &Context, config: &Config) -> Analysis {
         },
         || Summary::of(run),
     );
+    summary.warnings.extend(ctx.warnings());
+    let warnings = summary.warnings.clone();
     let mut findings = Vec::new();
     let mut results = Vec::new();
     for (rule, outcome) in outcomes {
@@ -85,11 +117,12 @@ pub fn analyze_in(ctx: &Context, config: &Config) -> Analysis {
                 (Status::Fired, None)
             }
             Some(Outcome::Passed(why)) => (Status::Passed, Some(why)),
-            Some(Outcome::Skipped(why)) => (Status::Skipped, Some(why)),
+            Some(Outcome::Skipped(why)) => {
+                (Status::Skipped, Some(lost_data_note(why, rule, &warnings)))
+            }
         };
         results.push(RuleResult { rule, status, reason });
     }
-    summary.warnings.extend(ctx.warnings());
     let count = |s: Severity| findings.iter().filter(|f| f.severity == s).count();
     let highest = findings.iter().map(|f| f.severity).max();
     let verdict = Verdict {
@@ -106,5 +139,11 @@ pub fn analyze_in(ctx: &Context, config: &Config) -> Analysis {
         // A bare weights file has no status to be incomplete about.
         incomplete: !run.is_complete() && !run.source.is_file(),
     };
-    Analysis { run: summary, verdict, findings, rules: results }
+    Analysis {
+        run: summary,
+        verdict,
+        findings,
+        rules: results,
+        warnings,
+    }
 }

@@ -3,53 +3,19 @@
 //! is listed with its error and the audit goes on.
 
 use crate::analysis::{analyze_in, Analysis};
+pub use crate::archive::{Audit, AuditRow, Sweep};
 use crate::config::Config;
 use crate::run::Run;
 use crate::series;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 /// The state file of `--changed`, kept in the output folder.
 pub const STATE_FILE: &str = ".postmortem-audit.json";
-
-/// One run of the archive.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AuditRow {
-    /// Path under the archive, `/`-separated.
-    pub run: String,
-    pub name: String,
-    /// `clean`, `info`, `warning`, `error`, or `unreadable`.
-    pub verdict: String,
-    pub errors: usize,
-    pub warnings: usize,
-    pub infos: usize,
-    /// Rules that fired, in checklist order.
-    pub rules: Vec<String>,
-    pub final_loss: Option<f64>,
-    pub last_step: Option<u64>,
-    pub incomplete: bool,
-    /// The run's report, relative to the output folder.
-    pub report: Option<String>,
-    /// Why the run could not be analyzed.
-    pub error: Option<String>,
-    /// `run.json` hyperparameters, for sweeps.
-    #[serde(default)]
-    pub hyperparameters: BTreeMap<String, serde_json::Value>,
-    /// Sizes and modification times of the run's files (`--changed`).
-    #[serde(default)]
-    pub fingerprint: String,
-    /// `dataset.standard` of the run.
-    #[serde(default)]
-    pub standard_dataset: Option<bool>,
-    /// For a run told to train a control on a standard corpus: sibling runs
-    /// (same folder) that are such a control.
-    #[serde(default)]
-    pub controls: Vec<String>,
-}
 
 /// A run found under the archive.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,40 +111,12 @@ pub struct AuditOptions {
     pub plot_files: crate::report::PlotFiles,
 }
 
-/// Everything the audit found, for the exporters.
-#[derive(Debug, Clone, Serialize)]
-pub struct Audit {
-    pub archive: String,
-    pub rows: Vec<AuditRow>,
-    pub sweeps: Vec<Sweep>,
-    /// Runs left out by `--since`.
-    pub left_out: usize,
-    /// Runs whose previous row was reused (`--changed`).
-    pub reused: usize,
-}
-
-impl Audit {
-    /// Runs per verdict, in a fixed order.
-    pub fn counts(&self) -> Vec<(&'static str, usize)> {
-        ["clean", "info", "warning", "error", "unreadable"]
-            .into_iter()
-            .map(|v| (v, self.rows.iter().filter(|r| r.verdict == v).count()))
-            .collect()
-    }
-}
-
-/// Runs that share every hyperparameter but one numeric one.
-#[derive(Debug, Clone, Serialize)]
-pub struct Sweep {
-    pub parameter: String,
-    /// `(value, final loss, run)` in increasing value.
-    pub points: Vec<(f64, Option<f64>, String)>,
-    pub best: Option<String>,
-    /// Runs of the sweep whose loss diverged or became non-finite.
-    pub diverged: Vec<String>,
-}
-
-pub fn run(root: &Path, out: &Path, config: &Config, options: &AuditOptions) -> Result<Audit, std::io::Error> {
+pub fn run(
+    root: &Path,
+    out: &Path,
+    config: &Config,
+    options: &AuditOptions,
+) -> Result<Audit, std::io::Error> {
     std::fs::read_dir(root)?;
     let (found, walk_errors) = discover(root);
     let previous: BTreeMap<String, AuditRow> = if options.changed_only {
@@ -247,6 +185,7 @@ fn unreadable(run: &str, name: &str, error: String, fingerprint: String) -> Audi
         incomplete: false,
         report: None,
         error: Some(error),
+        input_warnings: Vec::new(),
         hyperparameters: BTreeMap::new(),
         fingerprint,
         standard_dataset: None,
@@ -296,6 +235,7 @@ fn row_of(found: &Found, folder: &str, print: &str, run: &Run, analysis: &Analys
         incomplete: analysis.verdict.incomplete,
         report: Some(format!("runs/{folder}/report.html")),
         error: None,
+        input_warnings: analysis.warnings.iter().map(|w| w.to_string()).collect(),
         hyperparameters,
         fingerprint: print.to_string(),
         standard_dataset: run.meta.dataset.as_ref().and_then(|d| d.standard),

@@ -177,6 +177,8 @@ enum CliError {
     UnknownRule(String),
     #[error("could not write JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("could not write CSV: {0}")]
+    Csv(String),
     #[error(transparent)]
     Report(#[from] crate::report::ReportError),
     #[error("{}: {source}", path.display())]
@@ -191,7 +193,13 @@ fn load_config(args: &AnalyzeArgs) -> Result<Config, CliError> {
     let in_run = args.run.join(CONFIG_FILE);
     let mut config = match &args.config {
         Some(path) => Config::load(path)?,
-        None if args.run.is_dir() && in_run.is_file() => Config::load(&in_run)?,
+        // A broken file in the run costs its settings, not the analysis.
+        None if args.run.is_dir() && in_run.is_file() => {
+            Config::load(&in_run).unwrap_or_else(|e| {
+                eprintln!("warning: {e}; ignored, the defaults are used");
+                Config::default()
+            })
+        }
         None => Config::default(),
     };
     config.merge_cli(&args.select, &args.ignore, &args.set)?;
@@ -209,12 +217,16 @@ fn analyze(args: &AnalyzeArgs) -> Result<u8, CliError> {
     if let Some(out) = &args.out {
         crate::report::write(&ctx, &analysis, out)?;
     }
-    for warning in &analysis.run.warnings {
-        eprintln!("warning: {warning}");
-    }
     match args.format {
+        // The text lists the warnings itself; a script reading JSON gets them
+        // in the object and a person watching it on stderr.
         Format::Text => print!("{}", export::text::render(&analysis)),
-        Format::Json => print!("{}", export::json::render(&analysis)?),
+        Format::Json => {
+            for warning in &analysis.warnings {
+                eprintln!("warning: {warning}");
+            }
+            print!("{}", export::json::render(&analysis)?)
+        }
     }
     let threshold = config.fail_on.or(args.fail_on.threshold());
     let failed = match (args.fail_on, threshold) {
@@ -250,10 +262,23 @@ fn audit(args: &AuditArgs) -> Result<u8, CliError> {
     let result = crate::audit::run(&args.archive, &args.out, &config, &options).map_err(io(&args.archive))?;
     let write = |name: &str, text: String| std::fs::write(args.out.join(name), text).map_err(io(&args.out.join(name)));
     write("index.html", export::audit_html::render(&result))?;
-    write("summary.csv", export::audit_csv::render(&result))?;
-    write("summary.json", serde_json::to_string_pretty(&result.rows)? + "\n")?;
-    write(crate::audit::STATE_FILE, serde_json::to_string(&result.rows)?)?;
-    let counts: Vec<String> = result.counts().iter().map(|(v, n)| format!("{n} {v}")).collect();
+    write(
+        "summary.csv",
+        export::audit_csv::render(&result).map_err(|e| CliError::Csv(e.to_string()))?,
+    )?;
+    write(
+        "summary.json",
+        serde_json::to_string_pretty(&result.rows)? + "\n",
+    )?;
+    write(
+        crate::audit::STATE_FILE,
+        serde_json::to_string(&result.rows)?,
+    )?;
+    let counts: Vec<String> = result
+        .counts()
+        .iter()
+        .map(|(v, n)| format!("{n} {v}"))
+        .collect();
     let mut extra = String::new();
     if result.left_out > 0 {
         extra.push_str(&format!(", {} left out by --since", result.left_out));

@@ -2,9 +2,9 @@
 //! shared (tensor statistics merged from `tensors.jsonl` and checkpoints, the
 //! layers in depth order, how far the loss fell).
 
-use crate::error::Warning;
-use crate::run::checkpoint::{Checkpoint, TensorEntry};
-use crate::run::Run;
+use crate::error::{DataSource, Warning};
+use crate::run::checkpoint::{Checkpoint, Scan, TensorEntry};
+use crate::run::{Run, MAX_CLASSES};
 use crate::series::{self, natural_cmp};
 use postmortem_recorder::format::{ACTIVATION_PREFIX, GRAD_PREFIX, INPUT_TENSOR, LABELS_TENSOR, LOGITS_TENSOR};
 use postmortem_recorder::stats::activation_stats;
@@ -28,6 +28,9 @@ pub struct WeightLayer {
     pub activation: Option<Activation>,
     pub fan_in: Option<usize>,
     pub fan_out: Option<usize>,
+    /// The fans were not recorded (no shape, no bias) but inferred from how
+    /// the element counts of consecutive linear layers chain.
+    pub fans_inferred: bool,
 }
 
 /// How the loss moved over the run.
@@ -59,9 +62,15 @@ impl Progress {
     }
 }
 
+/// What the context derives from the run once, in one parallel pass.
+struct Derived {
+    stats: BTreeMap<TensorKind, StatsSeries>,
+    duplicate_rows: BTreeMap<String, f64>,
+}
+
 pub struct Context<'a> {
     pub run: &'a Run,
-    stats: OnceLock<BTreeMap<TensorKind, StatsSeries>>,
+    stats: OnceLock<Derived>,
     layers: OnceLock<Vec<WeightLayer>>,
     warnings: Mutex<Vec<Warning>>,
 }
@@ -94,9 +103,12 @@ impl<'a> Context<'a> {
         self.run.metrics.rows() == 0 && self.run.checkpoints.len() == 1 && self.run.checkpoints[0].step.is_none()
     }
 
+    /// The number of classes: `task.num_classes` (up to [`MAX_CLASSES`]), else
+    /// the width of the first `label_counts`.
     pub fn num_classes(&self) -> Option<usize> {
         let task = self.run.meta.task.as_ref();
         task.and_then(|t| t.num_classes)
+            .filter(|&c| c <= MAX_CLASSES as u64)
             .map(|c| c as usize)
             .or_else(|| self.run.metrics.counts.get("label_counts").and_then(|s| s.first()).map(|(_, c)| c.len()))
     }
@@ -143,53 +155,99 @@ impl<'a> Context<'a> {
     /// has none for a step, from the checkpoints.
     pub fn stats(&self, kind: TensorKind) -> &StatsSeries {
         static EMPTY: OnceLock<StatsSeries> = OnceLock::new();
-        self.stats
-            .get_or_init(|| self.collect_stats())
+        self.derived()
+            .stats
             .get(&kind)
             .unwrap_or_else(|| EMPTY.get_or_init(BTreeMap::new))
     }
 
-    fn collect_stats(&self) -> BTreeMap<TensorKind, StatsSeries> {
+    /// The checkpoint that holds the initial weights: the first one at step
+    /// 0, or a bare one that names no step.
+    pub fn initial_checkpoint(&self) -> Option<&Checkpoint> {
+        self.run
+            .checkpoints
+            .iter()
+            .find(|c| c.step.unwrap_or(0) == 0)
+    }
+
+    /// For each weight matrix of [`Self::initial_checkpoint`], the fraction of
+    /// its rows that repeat an earlier row exactly (found in the same pass as
+    /// the statistics); absent for constant matrices and non-matrices.
+    pub fn initial_duplicate_rows(&self, weight: &str) -> Option<f64> {
+        self.derived().duplicate_rows.get(weight).copied()
+    }
+
+    fn derived(&self) -> &Derived {
+        self.stats.get_or_init(|| self.collect_stats())
+    }
+
+    fn collect_stats(&self) -> Derived {
         let mut all: BTreeMap<TensorKind, StatsSeries> = BTreeMap::new();
         for record in &self.run.tensors {
             all.entry(record.kind).or_default().entry(record.name.clone()).or_default().push((record.step, record.stats));
         }
         let activations = self.layer_activations();
-        // Tensors that tensors.jsonl lacks, read from the checkpoints in
-        // parallel: each is streamed from disk independently.
+        let initial = self.initial_checkpoint().map(|c| c.path.as_path());
+        // Tensors that tensors.jsonl lacks, and the initial weight matrices
+        // (whose rows are fingerprinted as their statistics are taken), read
+        // from the checkpoints in parallel: each streams from disk on its own.
         let mut wanted = Vec::new();
         for checkpoint in &self.run.checkpoints {
             // A checkpoint that names no step (a bare model.safetensors) is
             // read as one snapshot at step 0; `is_bare` tells rules it may not
             // be the initialization.
             let step = checkpoint.step.unwrap_or(0);
+            let is_initial = Some(checkpoint.path.as_path()) == initial;
             for entry in checkpoint.tensors.iter().filter(|e| e.is_float()) {
-                let (Some(kind), name) = classify(&entry.name) else { continue };
-                let recorded = all.get(&kind).and_then(|m| m.get(name)).is_some_and(|s| s.iter().any(|(at, _)| *at == step));
-                if !recorded {
-                    wanted.push((checkpoint, entry, kind, name, step));
+                let (Some(kind), name) = classify(&entry.name) else {
+                    continue;
+                };
+                let recorded = all
+                    .get(&kind)
+                    .and_then(|m| m.get(name))
+                    .is_some_and(|s| s.iter().any(|(at, _)| *at == step));
+                let rows = is_initial && kind == TensorKind::Weight && entry.shape.len() >= 2;
+                if !recorded || rows {
+                    wanted.push((checkpoint, entry, kind, name, step, recorded, rows));
                 }
             }
         }
         let computed: Vec<_> = wanted
             .par_iter()
-            .map(|&(checkpoint, entry, kind, name, step)| {
-                let stats = match kind {
-                    TensorKind::Activation => self.checkpoint_activation(checkpoint, entry, activations.get(name)),
-                    _ => self.read(checkpoint, entry, |c, e| c.stats(e)),
+            .map(|&(checkpoint, entry, kind, name, step, recorded, rows)| {
+                let scan = match kind {
+                    TensorKind::Activation => self
+                        .checkpoint_activation(checkpoint, entry, activations.get(name))
+                        .map(|stats| Scan {
+                            stats,
+                            duplicate_rows: None,
+                        }),
+                    _ => self.read(checkpoint, entry, |c, e| c.scan(e, rows)),
                 };
-                (kind, name, step, stats)
+                (kind, name, step, recorded, scan)
             })
             .collect();
-        for (kind, name, step, stats) in computed {
-            if let Some(stats) = stats {
-                all.entry(kind).or_default().entry(name.to_string()).or_default().push((step, stats));
+        let mut duplicate_rows = BTreeMap::new();
+        for (kind, name, step, recorded, scan) in computed {
+            let Some(scan) = scan else { continue };
+            if let Some(fraction) = scan.duplicate_rows {
+                duplicate_rows.insert(name.to_string(), fraction);
+            }
+            if !recorded {
+                all.entry(kind)
+                    .or_default()
+                    .entry(name.to_string())
+                    .or_default()
+                    .push((step, scan.stats));
             }
         }
         for series in all.values_mut().flat_map(|m| m.values_mut()) {
             series.sort_by_key(|(s, _)| *s);
         }
-        all
+        Derived {
+            stats: all,
+            duplicate_rows,
+        }
     }
 
     fn checkpoint_activation(
@@ -214,7 +272,10 @@ impl<'a> Context<'a> {
             Ok(v) => Some(v),
             Err(e) => {
                 if let Ok(mut w) = self.warnings.lock() {
-                    w.push(Warning { file: checkpoint.path.clone(), line: None, message: e.to_string() });
+                    w.push(Warning {
+                        lost: Some(DataSource::Checkpoints),
+                        ..Warning::new(&checkpoint.path, None, e.to_string())
+                    });
                 }
                 None
             }
@@ -249,9 +310,22 @@ impl<'a> Context<'a> {
                 }
                 let Some(weight) = layer.params.iter().find(|p| p.ends_with("weight")).cloned() else { continue };
                 let bias = layer.params.iter().find(|p| p.ends_with("bias"));
-                let (fan_in, fan_out) = fans(shapes.get(&weight), counts.get(&weight), bias.and_then(|b| counts.get(b)));
-                layers.push(WeightLayer { name: layer.name, weight, kind: layer.kind, activation: layer.activation, fan_in, fan_out });
+                let (fan_in, fan_out) = fans(
+                    shapes.get(&weight),
+                    counts.get(&weight),
+                    bias.and_then(|b| counts.get(b)),
+                );
+                layers.push(WeightLayer {
+                    name: layer.name,
+                    weight,
+                    kind: layer.kind,
+                    activation: layer.activation,
+                    fan_in,
+                    fan_out,
+                    fans_inferred: false,
+                });
             }
+            infer_fans(&mut layers, &counts, self.num_classes(), self.input_width());
             return layers;
         }
         // No layer list: every `*.weight` of rank 2 or more (or of unknown rank,
@@ -266,12 +340,32 @@ impl<'a> Context<'a> {
         names.sort_by(|a, b| natural_cmp(a, b));
         names.dedup();
         for weight in names {
-            let prefix = weight.strip_suffix("weight").unwrap_or(&weight).trim_end_matches(['.', '/', '_']).to_string();
-            let bias = [format!("{prefix}.bias"), format!("{prefix}/bias"), format!("{prefix}_bias")]
-                .into_iter()
-                .find(|b| counts.contains_key(b));
-            let (fan_in, fan_out) = fans(shapes.get(&weight), counts.get(&weight), bias.as_ref().and_then(|b| counts.get(b)));
-            layers.push(WeightLayer { name: prefix, weight, kind: None, activation: None, fan_in, fan_out });
+            let prefix = weight
+                .strip_suffix("weight")
+                .unwrap_or(&weight)
+                .trim_end_matches(['.', '/', '_'])
+                .to_string();
+            let bias = [
+                format!("{prefix}.bias"),
+                format!("{prefix}/bias"),
+                format!("{prefix}_bias"),
+            ]
+            .into_iter()
+            .find(|b| counts.contains_key(b));
+            let (fan_in, fan_out) = fans(
+                shapes.get(&weight),
+                counts.get(&weight),
+                bias.as_ref().and_then(|b| counts.get(b)),
+            );
+            layers.push(WeightLayer {
+                name: prefix,
+                weight,
+                kind: None,
+                activation: None,
+                fan_in,
+                fan_out,
+                fans_inferred: false,
+            });
         }
         layers
     }
@@ -287,7 +381,9 @@ impl<'a> Context<'a> {
             .collect()
     }
 
-    /// Shapes of parameters from the first checkpoint that has them.
+    /// Shapes of parameters: from the first checkpoint that has them, else
+    /// from `tensors.jsonl` where a line gives a shape that agrees with its
+    /// element count.
     fn weight_shapes(&self) -> BTreeMap<String, Vec<usize>> {
         let mut shapes = BTreeMap::new();
         for checkpoint in &self.run.checkpoints {
@@ -297,7 +393,47 @@ impl<'a> Context<'a> {
                 }
             }
         }
+        for record in self
+            .run
+            .tensors
+            .iter()
+            .filter(|r| r.kind == TensorKind::Weight)
+        {
+            if shapes.contains_key(&record.name) {
+                continue;
+            }
+            if let Some(shape) = record
+                .shape
+                .as_deref()
+                .and_then(|s| checked_shape(s, record.stats.count))
+            {
+                shapes.insert(record.name.clone(), shape);
+            }
+        }
         shapes
+    }
+
+    /// The width of one input example: from an `input` line's shape in
+    /// `tensors.jsonl`, else from the `input` tensor of a checkpoint.
+    fn input_width(&self) -> Option<usize> {
+        let recorded = self
+            .run
+            .tensors
+            .iter()
+            .filter(|r| r.kind == TensorKind::Input)
+            .find_map(|r| {
+                let shape = checked_shape(r.shape.as_deref()?, r.stats.count)?;
+                Some(shape.get(1..)?.iter().product::<usize>())
+            });
+        recorded.or_else(|| {
+            let entry = self
+                .run
+                .checkpoints
+                .iter()
+                .find_map(|c| c.tensor(INPUT_TENSOR))?;
+            let rest = entry.shape.get(1..).filter(|r| !r.is_empty())?;
+            Some(rest.iter().product())
+        })
     }
 
     /// Element counts of parameters, from checkpoints or `tensors.jsonl`.
@@ -315,22 +451,36 @@ impl<'a> Context<'a> {
         counts
     }
 
-    /// Labels and predictions of the last checkpoint that holds both.
-    pub fn checkpoint_predictions(&self) -> Option<(u64, Vec<usize>, Vec<usize>)> {
+    /// Labels and predictions of the last checkpoint that holds both, with
+    /// the number of classes the logits have. Labels must be class numbers
+    /// the logits can predict; a checkpoint whose labels are not is passed
+    /// over with a warning.
+    pub fn checkpoint_predictions(&self) -> Option<(u64, Vec<usize>, Vec<usize>, usize)> {
         self.run.checkpoints.iter().rev().find_map(|c| {
             let labels = self.read(c, c.tensor(LABELS_TENSOR)?, |c, e| c.values(e))?;
             let logits_entry = c.tensor(LOGITS_TENSOR)?;
             let classes = *logits_entry.shape.last()?;
             let logits = self.read(c, logits_entry, |c, e| c.values(e))?;
-            if classes == 0 || logits.len() != labels.len() * classes {
+            if classes == 0 || Some(logits.len()) != labels.len().checked_mul(classes) {
                 return None;
             }
+            let as_class = |l: f64| (l >= 0.0 && l.fract() == 0.0 && l < classes as f64).then_some(l as usize);
+            let Some(labels) = labels.iter().map(|&l| as_class(l)).collect::<Option<Vec<usize>>>() else {
+                self.warn(c, format!("labels: not all are class numbers below {classes}, the width of the logits; passed over"));
+                return None;
+            };
             let preds = logits
                 .chunks_exact(classes)
                 .map(|row| row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i))
                 .collect();
-            Some((c.step?, labels.iter().map(|&l| l.max(0.0) as usize).collect(), preds))
+            Some((c.step?, labels, preds, classes))
         })
+    }
+
+    fn warn(&self, checkpoint: &Checkpoint, message: String) {
+        if let Ok(mut w) = self.warnings.lock() {
+            w.push(Warning::new(&checkpoint.path, None, message));
+        }
     }
 }
 
@@ -346,6 +496,75 @@ pub fn classify(name: &str) -> (Option<TensorKind>, &str) {
         (None, name)
     } else {
         (Some(TensorKind::Weight), name)
+    }
+}
+
+/// A shape from a file, as `usize`, when its element count fits and equals
+/// the count the line reports (a shape that disagrees is not believed).
+fn checked_shape(shape: &[u64], count: u64) -> Option<Vec<usize>> {
+    let dims: Vec<usize> = shape
+        .iter()
+        .map(|&d| usize::try_from(d).ok())
+        .collect::<Option<_>>()?;
+    let elements = dims
+        .iter()
+        .try_fold(1u64, |n, &d| n.checked_mul(d as u64))?;
+    (elements == count && !dims.is_empty()).then_some(dims)
+}
+
+/// Fills in the fans of linear layers that have none, from their element
+/// counts: a linear layer holds fan_out x fan_in weights, and each layer's
+/// fan_in is the previous one's fan_out. The chain is anchored at its end by
+/// the number of classes and at its start by the input's width, and stops
+/// where a count does not divide or a layer is not linear.
+fn infer_fans(
+    layers: &mut [WeightLayer],
+    counts: &BTreeMap<String, u64>,
+    classes: Option<usize>,
+    input_width: Option<usize>,
+) {
+    let linear = |l: &WeightLayer| {
+        l.kind
+            .as_deref()
+            .is_none_or(|k| matches!(k.to_ascii_lowercase().as_str(), "linear" | "dense" | "fc"))
+    };
+    let count = |l: &WeightLayer| {
+        counts
+            .get(&l.weight)
+            .and_then(|&c| usize::try_from(c).ok())
+            .filter(|&c| c > 0)
+    };
+    let set = |layer: &mut WeightLayer, fan_in: usize, fan_out: usize| {
+        if layer.fan_in.is_none() {
+            (layer.fan_in, layer.fan_out, layer.fans_inferred) =
+                (Some(fan_in), Some(fan_out), true);
+        }
+    };
+    // From the output back: the last layer's fan_out is the number of classes.
+    let mut fan_out = classes;
+    for layer in layers.iter_mut().rev() {
+        let (Some(out), Some(n), true) = (layer.fan_out.or(fan_out), count(layer), linear(layer))
+        else {
+            break;
+        };
+        if out == 0 || !n.is_multiple_of(out) {
+            break;
+        }
+        set(layer, n / out, out);
+        fan_out = layer.fan_in;
+    }
+    // From the input forward: the first layer's fan_in is the input's width.
+    let mut fan_in = input_width;
+    for layer in layers.iter_mut() {
+        let (Some(input), Some(n), true) = (layer.fan_in.or(fan_in), count(layer), linear(layer))
+        else {
+            break;
+        };
+        if input == 0 || !n.is_multiple_of(input) {
+            break;
+        }
+        set(layer, input, n / input);
+        fan_in = layer.fan_out;
     }
 }
 

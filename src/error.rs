@@ -18,7 +18,13 @@ pub enum LoadError {
     #[error("{}:{line}: {message}", path.display())]
     Line { path: PathBuf, line: usize, message: String },
     #[error("{}{}: {message}", path.display(), tensor.as_ref().map(|t| format!(" (tensor {t:?})")).unwrap_or_default())]
-    Checkpoint { path: PathBuf, tensor: Option<String>, message: String },
+    Checkpoint {
+        path: PathBuf,
+        tensor: Option<String>,
+        message: String,
+    },
+    #[error("{}: nothing could be analyzed: {}", path.display(), reasons.join("; "))]
+    NothingReadable { path: PathBuf, reasons: Vec<String> },
 }
 
 impl LoadError {
@@ -27,7 +33,37 @@ impl LoadError {
     }
 
     pub(crate) fn checkpoint(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        LoadError::Checkpoint { path: path.into(), tensor: None, message: message.into() }
+        LoadError::Checkpoint {
+            path: path.into(),
+            tensor: None,
+            message: message.into(),
+        }
+    }
+}
+
+/// The kinds of data a run holds, each from its own files: what a rule
+/// reads, and what an unreadable file takes away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataSource {
+    /// `run.json`: the task, model, dataset and hyperparameters.
+    Metadata,
+    /// `metrics.jsonl`.
+    Metrics,
+    /// `tensors.jsonl`.
+    TensorStats,
+    /// `checkpoints/*.safetensors`.
+    Checkpoints,
+}
+
+impl DataSource {
+    pub fn describe(self) -> &'static str {
+        match self {
+            DataSource::Metadata => "run metadata",
+            DataSource::Metrics => "metrics",
+            DataSource::TensorStats => "tensor statistics",
+            DataSource::Checkpoints => "checkpoint",
+        }
     }
 }
 
@@ -38,6 +74,38 @@ pub struct Warning {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line: Option<usize>,
     pub message: String,
+    /// Set when the file could not be used at all: the data it would have
+    /// given. Rules that needed it say so when they are skipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost: Option<DataSource>,
+}
+
+impl Warning {
+    pub fn new(file: impl Into<PathBuf>, line: Option<usize>, message: impl Into<String>) -> Self {
+        Warning {
+            file: file.into(),
+            line,
+            message: message.into(),
+            lost: None,
+        }
+    }
+
+    /// A file whose data was left out of the analysis, and why.
+    pub fn unreadable(
+        file: impl Into<PathBuf>,
+        lost: DataSource,
+        why: impl std::fmt::Display,
+    ) -> Self {
+        Warning {
+            file: file.into(),
+            line: None,
+            message: format!(
+                "could not be read, so the analysis goes on without its {}: {why}",
+                lost.describe()
+            ),
+            lost: Some(lost),
+        }
+    }
 }
 
 impl std::fmt::Display for Warning {

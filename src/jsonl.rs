@@ -2,53 +2,35 @@
 //!
 //! It accepts the bare `NaN`, `Infinity` and `-Infinity` tokens that Python's
 //! `json` writes, CRLF line ends, a byte-order mark, and a last line cut short
-//! by a killed process (a warning, not an error). A malformed line anywhere
-//! else is an error naming the file and line.
+//! by a killed process. A line that cannot be read is skipped: one broken line
+//! costs that line, and the lines skipped are reported as one warning (their
+//! count and the first line numbers), not one per line.
 
 use crate::error::{LoadError, Warning};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::path::Path;
 
-/// Calls `each(line_number, object)` for every non-empty line of `path`, in
-/// order; line numbers start at 1. Returns the warnings of lines it skipped.
+/// Calls `each(line_number, object)` for every non-empty line of `path` that
+/// is a JSON object, in order; line numbers start at 1. `each` returns why a
+/// line is unusable, and that line is skipped too. Returns the warnings.
 pub fn read_objects(
     path: &Path,
-    mut each: impl FnMut(usize, Map<String, Value>) -> Result<(), LoadError>,
+    mut each: impl FnMut(usize, Map<String, Value>) -> Result<(), String>,
 ) -> Result<Vec<Warning>, LoadError> {
-    read_lines(path, |number, bytes| {
-        let object = parse_object(bytes).map_err(LineError::Parse)?;
-        each(number, object).map_err(LineError::Load)
-    })
-}
-
-/// Why a line was not taken.
-pub enum LineError {
-    /// The line is not what it should be: an error, or a warning when it is
-    /// the cut-short last line.
-    Parse(String),
-    /// Stop the whole read.
-    Load(LoadError),
-}
-
-/// Calls `each(line_number, bytes)` for every non-empty line of `path`, with
-/// the line end, a byte-order mark and NUL padding taken care of. A parse
-/// error on a last line without its newline is a warning (a killed writer);
-/// anywhere else it is an error naming the line.
-pub fn read_lines(
-    path: &Path,
-    mut each: impl FnMut(usize, &[u8]) -> Result<(), LineError>,
-) -> Result<Vec<Warning>, LoadError> {
-    read_line_blocks(path, |lines, warnings| {
+    let mut skipped = SkippedLines::default();
+    let mut warnings = read_line_blocks(path, |lines, warnings| {
         for line in lines {
-            match each(line.number, line.bytes) {
-                Ok(()) => {}
-                Err(LineError::Load(e)) => return Err(e),
-                Err(LineError::Parse(message)) => parse_failure(path, line.number, line.complete, message, warnings)?,
+            if let Err(message) =
+                parse_object(line.bytes).and_then(|object| each(line.number, object))
+            {
+                skipped.skip(path, line, message, warnings);
             }
         }
         Ok(())
-    })
+    })?;
+    skipped.finish(path, &mut warnings);
+    Ok(warnings)
 }
 
 /// One line of a JSON-lines file.
@@ -59,24 +41,64 @@ pub struct Line<'a> {
     pub complete: bool,
 }
 
-/// What a line that does not parse means: a warning for a cut-short last
-/// line, an error naming the line anywhere else.
-pub fn parse_failure(
-    path: &Path,
-    number: usize,
-    complete: bool,
-    message: String,
-    warnings: &mut Vec<Warning>,
-) -> Result<(), LoadError> {
-    if complete {
-        return Err(LoadError::Line { path: path.to_path_buf(), line: number, message });
+/// Line numbers shown in the warning about skipped lines.
+const SKIPPED_LINES_SHOWN: usize = 5;
+
+/// The lines of a file that could not be read, gathered into one warning.
+#[derive(Debug, Default)]
+pub struct SkippedLines {
+    count: usize,
+    first: Vec<usize>,
+    first_reason: Option<String>,
+}
+
+impl SkippedLines {
+    /// Skips a line. A cut-short last line gets a warning of its own: it says
+    /// the writer was killed, not that the file is damaged.
+    pub fn skip(
+        &mut self,
+        path: &Path,
+        line: &Line<'_>,
+        reason: String,
+        warnings: &mut Vec<Warning>,
+    ) {
+        if !line.complete {
+            warnings.push(Warning::new(
+                path,
+                Some(line.number),
+                format!("last line is cut short ({reason}); the run was probably killed while writing it; skipped"),
+            ));
+            return;
+        }
+        self.count += 1;
+        if self.first.len() < SKIPPED_LINES_SHOWN {
+            self.first.push(line.number);
+        }
+        self.first_reason.get_or_insert(reason);
     }
-    warnings.push(Warning {
-        file: path.to_path_buf(),
-        line: Some(number),
-        message: format!("last line is cut short ({message}); the run was probably killed while writing it; skipped"),
-    });
-    Ok(())
+
+    /// The one warning about every skipped line, if any was.
+    pub fn finish(self, path: &Path, warnings: &mut Vec<Warning>) {
+        let Some(&first) = self.first.first() else {
+            return;
+        };
+        let numbers: Vec<String> = self.first.iter().map(|n| n.to_string()).collect();
+        let more = if self.count > self.first.len() {
+            ", ..."
+        } else {
+            ""
+        };
+        warnings.push(Warning::new(
+            path,
+            Some(first),
+            format!(
+                "{} line(s) could not be read and were skipped (lines {}{more}); the first: {}",
+                self.count,
+                numbers.join(", "),
+                self.first_reason.unwrap_or_default()
+            ),
+        ));
+    }
 }
 
 /// Bytes read at a time; lines are handed over a block of them at a time.
@@ -173,11 +195,11 @@ impl BlockReader {
                 }
                 if text.iter().all(|&b| b == 0 || b.is_ascii_whitespace()) {
                     // What a file system leaves after a crash: the size grew, the data did not land.
-                    block.warnings.push(Warning {
-                        file: self.path.clone(),
-                        line: Some(self.number),
-                        message: "NUL bytes where a line should be (the writer crashed?); skipped".into(),
-                    });
+                    block.warnings.push(Warning::new(
+                        &self.path,
+                        Some(self.number),
+                        "NUL bytes where a line should be (the writer crashed?); skipped",
+                    ));
                     continue;
                 }
                 block.spans.push((self.number, range, complete));
@@ -444,22 +466,29 @@ impl<'a> Scanner<'a> {
 
 /// Parses one line into a JSON object, allowing bare non-finite tokens.
 pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, String> {
-    let text = std::str::from_utf8(bytes).map_err(|e| format!("not valid UTF-8 ({e})"))?;
-    let value = match serde_json::from_str::<Value>(text) {
-        Ok(value) => value,
-        Err(first) => match quote_nonfinite_tokens(text) {
-            Some(quoted) => serde_json::from_str::<Value>(&quoted).map_err(|_| json_message(&first))?,
-            None => return Err(json_message(&first)),
-        },
-    };
-    match value {
+    match parse_value(bytes)? {
         Value::Object(map) => Ok(map),
         other => Err(format!("expected a JSON object, found {}", kind_of(&other))),
     }
 }
 
+/// A JSON value, with the bare non-finite tokens that Python writes read as
+/// the strings "NaN", "Infinity" and "-Infinity".
+pub fn parse_value(bytes: &[u8]) -> Result<Value, String> {
+    let text = std::str::from_utf8(bytes).map_err(|e| format!("not valid UTF-8 ({e})"))?;
+    match serde_json::from_str::<Value>(text) {
+        Ok(value) => Ok(value),
+        Err(first) => match quote_nonfinite_tokens(text) {
+            Some(quoted) => {
+                serde_json::from_str::<Value>(&quoted).map_err(|_| json_message(&first))
+            }
+            None => Err(json_message(&first)),
+        },
+    }
+}
+
 fn json_message(e: &serde_json::Error) -> String {
-    format!("invalid JSON at column {}: {e}", e.column())
+    format!("invalid JSON: {e}")
 }
 
 fn kind_of(value: &Value) -> &'static str {
@@ -624,7 +653,7 @@ mod tests {
     }
 
     #[test]
-    fn truncated_last_line_is_a_warning_and_a_bad_middle_line_an_error() {
+    fn truncated_last_line_and_bad_middle_lines_are_skipped_with_one_warning_each() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.jsonl");
         std::fs::write(&path, "\u{feff}{\"step\":0}\r\n\n{\"step\":1}\n{\"step\":2,\"lo").unwrap();
@@ -637,8 +666,30 @@ mod tests {
         assert_eq!(steps, [0, 1]);
         assert_eq!(warnings.len(), 1);
         assert_eq!(warnings[0].line, Some(4));
-        std::fs::write(&path, "{\"step\":0}\n{oops}\n{\"step\":2}\n").unwrap();
-        let err = read_objects(&path, |_, _| Ok(())).unwrap_err();
-        assert!(err.to_string().contains("m.jsonl:2:"), "{err}");
+        let mut text = b"{\"step\":0}\n{oops}\n{\"step\":2}\n".to_vec();
+        for bad in 0..9 {
+            text.extend_from_slice(if bad % 2 == 0 {
+                b"[1]\n"
+            } else {
+                b"{\"step\":3}\n{\"step\": \xff}\n"
+            });
+        }
+        std::fs::write(&path, text).unwrap();
+        let mut steps = Vec::new();
+        let warnings = read_objects(&path, |_, o| {
+            let step = o["step"].as_u64().ok_or("no step")?;
+            steps.push(step);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(steps, [0, 2, 3, 3, 3, 3]);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert_eq!(warnings[0].line, Some(2));
+        let text = warnings[0].to_string();
+        assert!(
+            text.contains("m.jsonl:2: 10 line(s) could not be read")
+                && text.contains("(lines 2, 4, 6, 7, 9, ...)"),
+            "{text}"
+        );
     }
 }

@@ -4,6 +4,7 @@
 //! checklist's rules, and [`export`] renders the result.
 
 pub mod analysis;
+pub mod archive;
 pub mod audit;
 pub mod cli;
 pub mod config;

@@ -33,7 +33,7 @@ pub fn median(values: impl IntoIterator<Item = f64>) -> f64 {
 /// costs one insertion and one removal per point.
 pub fn rolling_median(values: &[f64], window: usize) -> Vec<f64> {
     let window = window.max(1);
-    let mut sorted: Vec<f64> = Vec::with_capacity(window);
+    let mut sorted: Vec<f64> = Vec::with_capacity(window.min(values.len()));
     let mut out = Vec::with_capacity(values.len());
     for (i, &v) in values.iter().enumerate() {
         if v.is_finite() {

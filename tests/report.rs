@@ -71,8 +71,15 @@ fn names_from_the_run_are_only_text() {
     assert!(!html.contains("<img"), "markup from the run reached the HTML");
     assert!(!html.contains("<script"), "markup from the run reached the HTML");
     assert!(html.contains("&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;"));
+    // In Markdown a backslash makes `<` plain text, and code spans are
+    // literal: outside those, no `<` may reach a renderer.
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
-    assert!(!md.contains("<img"), "{md}");
+    let outside_code: String = md.split('`').step_by(2).collect();
+    assert!(!outside_code.replace("\\<", "").contains('<'), "{md}");
+    assert!(
+        md.contains("\\</script\\>\\<img src=x onerror=alert(1)\\>"),
+        "{md}"
+    );
 }
 
 #[test]

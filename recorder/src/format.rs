@@ -307,6 +307,11 @@ pub struct TensorRecord {
     pub step: u64,
     pub name: String,
     pub kind: TensorKind,
+    /// The tensor's shape (`[out, in, k...]` for weights), when the writer
+    /// knows it: readers take fan-in from it. Optional since it came later
+    /// within version 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shape: Option<Vec<u64>>,
     #[serde(flatten)]
     pub stats: TensorStats,
 }
@@ -315,7 +320,7 @@ pub struct TensorRecord {
 /// over no finite element has no value. Readers of the format can serialize
 /// their own floats with it too.
 pub mod finite_or_null {
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
         if value.is_finite() {
@@ -326,24 +331,47 @@ pub mod finite_or_null {
     }
 
     /// Numbers, `null`, and the non-finite tokens as other writers put them
-    /// (Python's bare `NaN` arrives here as the string "NaN").
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Number(f64),
-        Text(String),
+    /// (Python's bare `NaN` arrives here as the string "NaN"). Anything else
+    /// is an error that says what was expected, in the words of the format.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+        deserializer.deserialize_any(NumberOrNull)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
-        match Option::<Raw>::deserialize(deserializer)? {
-            None => Ok(f64::NAN),
-            Some(Raw::Number(v)) => Ok(v),
-            Some(Raw::Text(text)) => match text.trim().to_ascii_lowercase().as_str() {
+    struct NumberOrNull;
+
+    impl<'de> serde::de::Visitor<'de> for NumberOrNull {
+        type Value = f64;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a number, null or \"NaN\"")
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<f64, E> {
+            Ok(v)
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<f64, E> {
+            Ok(v as f64)
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<f64, E> {
+            Ok(v as f64)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<f64, E> {
+            Ok(f64::NAN)
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<f64, E> {
+            Ok(f64::NAN)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<f64, D::Error> {
+            d.deserialize_any(NumberOrNull)
+        }
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<f64, E> {
+            match text.trim().to_ascii_lowercase().as_str() {
                 "nan" => Ok(f64::NAN),
                 "infinity" | "inf" => Ok(f64::INFINITY),
                 "-infinity" | "-inf" => Ok(f64::NEG_INFINITY),
-                _ => Err(serde::de::Error::custom(format!("expected a number, found the string {text:?}"))),
-            },
+                _ => Err(E::custom(format!(
+                    "expected a number, found the string {text:?}"
+                ))),
+            }
         }
     }
 }

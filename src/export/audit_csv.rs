@@ -1,45 +1,41 @@
 //! `summary.csv`: one row per run of an audit, for spreadsheets.
 
-use crate::audit::Audit;
+use crate::archive::Audit;
 
-/// Quotes a field when it holds a separator, a quote or a line break.
-fn field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_string()
-    }
-}
-
-pub fn render(audit: &Audit) -> String {
-    let mut out = String::from("run,name,verdict,errors,warnings,infos,rules,final_loss,last_step,incomplete,report,error\n");
+pub fn render(audit: &Audit) -> Result<String, csv::Error> {
+    let mut out = csv::Writer::from_writer(Vec::new());
+    out.write_record([
+        "run",
+        "name",
+        "verdict",
+        "errors",
+        "warnings",
+        "infos",
+        "rules",
+        "final_loss",
+        "last_step",
+        "incomplete",
+        "report",
+        "error",
+        "input_warnings",
+    ])?;
     for r in &audit.rows {
-        let cells = [
-            field(&r.run),
-            field(&r.name),
+        out.write_record([
+            r.run.clone(),
+            r.name.clone(),
             r.verdict.clone(),
             r.errors.to_string(),
             r.warnings.to_string(),
             r.infos.to_string(),
-            field(&r.rules.join(" ")),
+            r.rules.join(" "),
             r.final_loss.map(|v| v.to_string()).unwrap_or_default(),
             r.last_step.map(|v| v.to_string()).unwrap_or_default(),
             r.incomplete.to_string(),
-            field(r.report.as_deref().unwrap_or_default()),
-            field(r.error.as_deref().unwrap_or_default()),
-        ];
-        out.push_str(&cells.join(","));
-        out.push('\n');
+            r.report.clone().unwrap_or_default(),
+            r.error.clone().unwrap_or_default(),
+            r.input_warnings.len().to_string(),
+        ])?;
     }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn quotes_what_needs_it() {
-        assert_eq!(super::field("a,b"), "\"a,b\"");
-        assert_eq!(super::field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(super::field("plain"), "plain");
-    }
+    let bytes = out.into_inner().map_err(|e| e.into_error())?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }

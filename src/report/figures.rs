@@ -2,9 +2,9 @@
 //! [`Context`] and returns a [`Figure`]: a chart, or, when the run did not
 //! record what the figure needs, what to record.
 
-use super::chart::{decimate, Chart, Series, WIDTH};
 use crate::analysis::Analysis;
 use crate::context::Context;
+use crate::export::chart::{decimate, Chart, Series, WIDTH};
 use crate::rules::update_ratio::update_ratios;
 use crate::rules::vanishing_activations::{layers_in_order, signal};
 use crate::rules::Section;
@@ -320,20 +320,31 @@ fn inputs(ctx: &Context) -> Figure {
 
 fn class_counts(ctx: &Context) -> Figure {
     let (id, title, section) = ("classes", "Labels and predictions per class", Section::Data);
-    let Some(labels) = crate::rules::class_imbalance::label_counts(ctx) else {
-        return missing(id, title, section, "record `label_counts` and `pred_counts` in metrics.jsonl");
+    use crate::rules::class_imbalance::{add_counts, count_total, label_counts};
+    let Some(labels) = label_counts(ctx) else {
+        return missing(
+            id,
+            title,
+            section,
+            "record `label_counts` and `pred_counts` in metrics.jsonl",
+        );
     };
     let mut preds = vec![0u64; labels.len()];
     if let Some(series) = ctx.run.metrics.counts.get("pred_counts") {
         for (_, counts) in series {
-            for (slot, c) in preds.iter_mut().zip(counts) {
-                *slot += c;
-            }
+            add_counts(&mut preds, counts);
         }
     }
     let as_series = |name: &str, counts: &[u64]| {
-        let total = counts.iter().sum::<u64>().max(1) as f64;
-        Series { name: name.into(), points: counts.iter().enumerate().map(|(i, c)| (i as f64, *c as f64 / total)).collect() }
+        let total = count_total(counts).max(1) as f64;
+        Series {
+            name: name.into(),
+            points: counts
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (i as f64, *c as f64 / total))
+                .collect(),
+        }
     };
     let mut series = vec![as_series("labels", &labels)];
     if preds.iter().any(|c| *c > 0) {

@@ -1,40 +1,15 @@
 //! The report a person reads and a bug ticket carries: `report.html` (one
 //! self-contained file), `report.md`, `report.json` and `plots/*.svg|png`.
 //! Figures are built from the run (`figures`), drawn by one renderer
-//! (`chart`), and laid out by the exporters in `crate::export`.
+//! (`crate::export::chart`), laid out by the exporters in `crate::export`,
+//! and written here.
 
-pub mod chart;
 pub mod figures;
 
 use crate::analysis::Analysis;
 use crate::context::Context;
-use crate::export;
-use crate::rules::Section;
+use crate::export::{self, DrawnFigure};
 use std::path::{Path, PathBuf};
-
-/// A figure ready for the exporters: its drawings, or what to record.
-#[derive(Debug, Clone)]
-pub struct Rendered {
-    pub id: &'static str,
-    pub title: &'static str,
-    pub section: Section,
-    pub svg: Option<String>,
-    pub png: Option<Vec<u8>>,
-    pub missing: String,
-}
-
-impl Rendered {
-    /// The file of the drawing a reader of the Markdown report should open:
-    /// the PNG where one was written, else the SVG.
-    pub fn file(&self) -> Option<String> {
-        let extension = match (&self.png, &self.svg) {
-            (Some(_), _) => "png",
-            (None, Some(_)) => "svg",
-            (None, None) => return None,
-        };
-        Some(format!("plots/{}.{extension}", self.id))
-    }
-}
 
 /// Which files each drawn figure gets under `plots/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +32,11 @@ pub enum ReportError {
 }
 
 /// Draws every figure of a run.
-pub fn render_figures(ctx: &Context, analysis: &Analysis, files: PlotFiles) -> Result<Vec<Rendered>, ReportError> {
+pub fn render_figures(
+    ctx: &Context,
+    analysis: &Analysis,
+    files: PlotFiles,
+) -> Result<Vec<DrawnFigure>, ReportError> {
     figures::all(ctx, analysis)
         .into_iter()
         .map(|f| {
@@ -71,7 +50,20 @@ pub fn render_figures(ctx: &Context, analysis: &Analysis, files: PlotFiles) -> R
                 }
                 None => (None, None),
             };
-            Ok(Rendered { id: f.id, title: f.title, section: f.section, svg, png, missing: f.missing })
+            let rules = crate::rules::all()
+                .iter()
+                .map(|r| r.meta().id)
+                .filter(|rule| figures::figure_for(rule) == Some(f.id))
+                .collect();
+            Ok(DrawnFigure {
+                id: f.id,
+                title: f.title,
+                section: f.section,
+                svg,
+                png,
+                missing: f.missing,
+                rules,
+            })
         })
         .collect()
 }

@@ -30,19 +30,32 @@ declare_rule! {
         id: "class-imbalance",
         checklist: "Balanced dataset; beyond undersampling",
         section: Data,
+        needs: [Metadata, Metrics, Checkpoints],
         options: [max_ratio: 10.0 => "largest most-to-least frequent class ratio"],
     }
+}
+
+/// Adds per-class counts into a running total; counts come from files, so
+/// the sums saturate rather than overflow.
+pub fn add_counts(total: &mut [u64], counts: &[u64]) {
+    for (t, c) in total.iter_mut().zip(counts) {
+        *t = t.saturating_add(*c);
+    }
+}
+
+/// The sum of per-class counts, saturating.
+pub fn count_total(counts: &[u64]) -> u64 {
+    counts.iter().fold(0u64, |sum, c| sum.saturating_add(*c))
 }
 
 /// Summed label counts, from metrics or from checkpoint labels.
 pub fn label_counts(ctx: &Context) -> Option<Vec<u64>> {
     if let Some(series) = ctx.run.metrics.counts.get("label_counts") {
+        // Each list is as long as its line allows; num_classes is bounded.
         let width = series.iter().map(|(_, c)| c.len()).max()?;
         let mut total = vec![0u64; width.max(ctx.num_classes().unwrap_or(0))];
         for (_, counts) in series {
-            for (t, c) in total.iter_mut().zip(counts) {
-                *t += c;
-            }
+            add_counts(&mut total, counts);
         }
         return Some(total);
     }
@@ -57,7 +70,7 @@ pub fn label_counts(ctx: &Context) -> Option<Vec<u64>> {
             }
         }
     }
-    (total.iter().sum::<u64>() >= 20 * classes as u64).then_some(total)
+    (count_total(&total) >= 20 * classes as u64).then_some(total)
 }
 
 impl Rule for ClassImbalance {
@@ -71,7 +84,7 @@ impl Rule for ClassImbalance {
                 "needs label counts: `label_counts` in metrics.jsonl, or `labels` tensors in checkpoints (with task.num_classes)".into(),
             );
         };
-        let total: u64 = counts.iter().sum();
+        let total = count_total(&counts);
         if total == 0 || counts.len() < 2 {
             return Outcome::Skipped("the label counts are empty".into());
         }

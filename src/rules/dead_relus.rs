@@ -33,6 +33,7 @@ declare_rule! {
         id: "dead-relus",
         checklist: "Dead ReLUs",
         section: Activations,
+        needs: [Metadata, TensorStats, Checkpoints],
         options: [max_fraction: 0.5 => "largest fraction of dead units per layer"],
     }
 }

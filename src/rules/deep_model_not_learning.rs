@@ -28,6 +28,7 @@ declare_rule! {
         id: "deep-model-not-learning",
         checklist: "Simplify your model",
         section: Model,
+        needs: [Metadata, Metrics, TensorStats, Checkpoints],
         options: [min_layers: 5.0 => "weight layers that make a model deep"],
     }
 }

@@ -42,6 +42,7 @@ declare_rule! {
         id: "exploding-gradients",
         checklist: "Gradient clipping",
         section: Gradients,
+        needs: [Metrics, TensorStats, Checkpoints],
         options: [
             spike: 10.0 => "spike over the median of the 20 norms before",
             growth: 100.0 => "growth over consecutive increases",

@@ -42,6 +42,7 @@ declare_rule! {
         id: "hockey-stick-loss",
         checklist: "Steep loss reduction",
         section: Loss,
+        needs: [Metrics],
         options: [
             early_fraction: 0.05 => "part of the run that counts as early",
             drop_share: 0.8 => "share of the total drop that happens early",

@@ -41,6 +41,7 @@ declare_rule! {
         id: "init-scale-off",
         checklist: "Weight init, shallow models",
         section: Model,
+        needs: [Metadata, TensorStats, Checkpoints],
         options: [factor: 10.0 => "largest per-layer or compounded ratio to the fan-in rule"],
     }
 }
@@ -126,12 +127,26 @@ impl Rule for InitScaleOff {
             ),
         )
         .evidence(Evidence::new("product of std / rule over layers", compounded).threshold(format!("within {}x", format_number(factor))).at(0));
-        for (layer, _, expected, _, ratio) in rows.iter().filter(|r| off(r.4) || off(compounded)).take(8) {
+        for (layer, _, expected, _, ratio) in
+            rows.iter().filter(|r| off(r.4) || off(compounded)).take(8)
+        {
+            let inferred = if layer.fans_inferred {
+                " (fan-in inferred from the element counts of the layers)"
+            } else {
+                ""
+            };
             finding = finding.evidence(
-                Evidence::new(format!("{} std / {}", layer.weight, format_number(*expected)), *ratio)
-                    .threshold(format!("within {}x", format_number(factor)))
-                    .at(0)
-                    .tensor(&layer.weight),
+                Evidence::new(
+                    format!(
+                        "{} std / {}{inferred}",
+                        layer.weight,
+                        format_number(*expected)
+                    ),
+                    *ratio,
+                )
+                .threshold(format!("within {}x", format_number(factor)))
+                .at(0)
+                .tensor(&layer.weight),
             );
         }
         Outcome::Fired(vec![finding.recommend(

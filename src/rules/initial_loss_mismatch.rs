@@ -34,6 +34,7 @@ declare_rule! {
         id: "initial-loss-mismatch",
         checklist: "Cross-entropy initial loss",
         section: Loss,
+        needs: [Metadata, Metrics],
         options: [tolerance: 1.0 => "largest |L0 - ln C| in units of ln C"],
     }
 }

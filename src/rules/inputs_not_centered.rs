@@ -35,6 +35,7 @@ declare_rule! {
         id: "inputs-not-centered",
         checklist: "Mean centering",
         section: Data,
+        needs: [TensorStats, Checkpoints],
         options: [
             max_mean_over_std: 0.2 => "largest |mean| / std of the inputs",
             raw_max: 2.0 => "non-negative inputs reaching this maximum look raw",

@@ -33,6 +33,7 @@ declare_rule! {
         id: "loss-diverging",
         checklist: "Learning rate",
         section: Loss,
+        needs: [Metrics],
         options: [
             factor: 2.0 => "rise over the lowest smoothed loss so far",
             min_rise: 0.1 => "the rise as a fraction of the initial loss",

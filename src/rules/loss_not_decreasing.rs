@@ -33,6 +33,7 @@ declare_rule! {
         id: "loss-not-decreasing",
         checklist: "Learning rate",
         section: Loss,
+        needs: [Metrics],
         options: [
             min_drop: 0.05 => "smallest relative drop of the loss",
             chance_fraction: 0.95 => "ending at this fraction of ln(C) is stuck at guessing",

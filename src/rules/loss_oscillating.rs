@@ -50,6 +50,7 @@ declare_rule! {
         id: "loss-oscillating",
         checklist: "Learning rate",
         section: Loss,
+        needs: [Metrics],
         options: [
             sign_flips: 0.5 => "fraction of sign changes in a window",
             amplitude: 0.03 => "median swing as a fraction of the initial loss",

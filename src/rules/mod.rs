@@ -13,8 +13,8 @@ mod dead_relus;
 mod deep_model_not_learning;
 pub(crate) mod exploding_gradients;
 mod hockey_stick_loss;
-mod initial_loss_mismatch;
 mod init_scale_off;
+mod initial_loss_mismatch;
 mod inputs_not_centered;
 mod loss_diverging;
 mod loss_not_decreasing;
@@ -36,9 +36,9 @@ mod weight_variance_skew;
 mod zero_or_symmetric_init;
 
 #[cfg(test)]
-mod testing;
-#[cfg(test)]
 mod rule_cases;
+#[cfg(test)]
+mod testing;
 
 /// Every rule, in checklist order.
 pub fn all() -> Vec<&'static dyn Rule> {
@@ -262,6 +262,9 @@ pub struct RuleMeta {
     pub id: &'static str,
     pub checklist_item: &'static str,
     pub section: Section,
+    /// The kinds of data the rule reads: when a file of one of them could not
+    /// be read, a skipped rule names that file.
+    pub needs: &'static [crate::error::DataSource],
     /// The doc comment of the rule's type, Markdown.
     pub doc: &'static str,
     pub options: &'static [OptionSpec],
@@ -294,7 +297,7 @@ pub trait Rule: Sync {
 }
 
 /// Declares a rule type whose doc comment is its documentation:
-/// `declare_rule! { /// docs... pub struct Name { id: "...", checklist: "...", section: ..., options: [...] } }`
+/// `declare_rule! { /// docs... pub struct Name { id: "...", checklist: "...", section: ..., needs: [...], options: [...] } }`
 macro_rules! declare_rule {
     (
         $(#[doc = $doc:literal])*
@@ -302,6 +305,7 @@ macro_rules! declare_rule {
             id: $id:literal,
             checklist: $item:literal,
             section: $section:ident,
+            needs: [$($need:ident),* $(,)?],
             options: [$($opt:ident: $default:expr => $help:literal),* $(,)?] $(,)?
         }
     ) => {
@@ -313,6 +317,7 @@ macro_rules! declare_rule {
                 id: $id,
                 checklist_item: $item,
                 section: $crate::rules::Section::$section,
+                needs: &[$($crate::error::DataSource::$need),*],
                 doc: concat!($($doc, "\n"),*),
                 options: &[$($crate::rules::OptionSpec { name: stringify!($opt), default: $default, help: $help }),*],
             };

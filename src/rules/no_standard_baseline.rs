@@ -29,6 +29,7 @@ declare_rule! {
         id: "no-standard-baseline",
         checklist: "Train on standard corpora",
         section: Data,
+        needs: [Metadata, Metrics],
         options: [],
     }
 }

@@ -28,6 +28,7 @@ declare_rule! {
         id: "nonfinite-values",
         checklist: "NaN and infinities (beyond the checklist)",
         section: Gradients,
+        needs: [Metrics, TensorStats, Checkpoints],
         options: [],
     }
 }

@@ -37,6 +37,7 @@ declare_rule! {
         id: "overfit-tiny-dataset",
         checklist: "Overfit a tiny dataset",
         section: Data,
+        needs: [Metadata, Metrics],
         options: [
             final_fraction: 0.01 => "last loss below this fraction of the initial loss",
             max_examples: 100.0 => "runs on at most this many examples count as overfit checks",

@@ -34,6 +34,7 @@ declare_rule! {
         id: "overfitting",
         checklist: "Overfitting (beyond the checklist)",
         section: Loss,
+        needs: [Metrics],
         options: [rise: 0.1 => "relative rise of the validation loss over its minimum"],
     }
 }

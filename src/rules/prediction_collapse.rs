@@ -1,3 +1,4 @@
+use super::class_imbalance::count_total;
 use super::common::percent;
 use super::{declare_rule, Evidence, Finding, Options, Outcome, Rule, RuleMeta, Severity};
 use crate::summary::format_number;
@@ -33,6 +34,7 @@ declare_rule! {
         id: "prediction-collapse",
         checklist: "Balanced dataset; beyond undersampling",
         section: Data,
+        needs: [Metrics, Checkpoints],
         options: [
             max_share: 0.9 => "largest share of predictions on one class",
             margin: 0.05 => "how far that share must exceed the class's share of labels",
@@ -55,8 +57,8 @@ impl Rule for PredictionCollapse {
         let (step, preds, labels) = match from_metrics {
             Some(found) => found,
             None => match ctx.checkpoint_predictions() {
-                Some((step, labels, preds)) => {
-                    let classes = ctx.num_classes().unwrap_or(0).max(labels.iter().chain(&preds).max().map_or(0, |m| m + 1));
+                Some((step, labels, preds, classes)) => {
+                    // Labels and predictions are below `classes`, the width of the logits.
                     let mut p = vec![0u64; classes];
                     let mut l = vec![0u64; classes];
                     preds.iter().for_each(|&i| p[i] += 1);
@@ -77,8 +79,7 @@ impl Rule for PredictionCollapse {
                 "the last predictions recorded are from step {step} of {last_step}; record `pred_counts` (or logits) late in the run"
             ));
         }
-        let total_p: u64 = preds.iter().sum();
-        let total_l: u64 = labels.iter().sum();
+        let (total_p, total_l) = (count_total(&preds), count_total(&labels));
         if total_p == 0 || total_l == 0 {
             return Outcome::Skipped("the prediction counts are empty".into());
         }

@@ -32,6 +32,7 @@ declare_rule! {
         id: "regularization-dominates",
         checklist: "Regularization loss",
         section: Loss,
+        needs: [Metrics],
         options: [
             ratio: 10.0 => "penalty-to-data-loss ratio that dominates",
             min_fraction: 0.1 => "fraction of steps the stretch must cover",

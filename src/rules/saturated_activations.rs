@@ -34,6 +34,7 @@ declare_rule! {
         id: "saturated-activations",
         checklist: "Saturated tanh and sigmoid",
         section: Activations,
+        needs: [Metadata, TensorStats, Checkpoints],
         options: [max_fraction: 0.5 => "largest fraction of saturated units per layer"],
     }
 }

@@ -30,6 +30,7 @@ declare_rule! {
         id: "stalled-weights",
         checklist: "Stalled parameters (beyond the checklist)",
         section: Weights,
+        needs: [TensorStats, Checkpoints],
         options: [min_records: 3.0 => "recorded steps needed to judge a parameter"],
     }
 }

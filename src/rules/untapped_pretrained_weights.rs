@@ -27,6 +27,7 @@ declare_rule! {
         id: "untapped-pretrained-weights",
         checklist: "Pre-trained models",
         section: Model,
+        needs: [Metadata, TensorStats, Checkpoints],
         options: [],
     }
 }

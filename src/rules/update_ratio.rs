@@ -41,6 +41,7 @@ declare_rule! {
         id: "update-ratio",
         checklist: "Weight-update ratio",
         section: Weights,
+        needs: [Metrics, TensorStats, Checkpoints],
         options: [
             low: 1e-4 => "smallest per-step update-to-weight ratio",
             high: 0.05 => "largest per-step update-to-weight ratio",

@@ -38,6 +38,7 @@ declare_rule! {
         id: "vanishing-activations",
         checklist: "Weight init, deeper models",
         section: Activations,
+        needs: [Metadata, TensorStats, Checkpoints],
         options: [min_ratio: 0.01 => "smallest last-to-first ratio of the activation signal"],
     }
 }

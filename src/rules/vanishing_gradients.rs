@@ -37,6 +37,7 @@ declare_rule! {
         id: "vanishing-gradients",
         checklist: "Plot your gradients",
         section: Gradients,
+        needs: [TensorStats, Checkpoints],
         options: [
             min_abs_mean: 1e-7 => "smallest mean absolute gradient of a layer",
             max_zero_frac: 0.99 => "largest fraction of exact zeros in a layer's gradient",

@@ -2,7 +2,7 @@ use super::{declare_rule, Evidence, Finding, Options, Outcome, Rule, RuleMeta, S
 use crate::context::Context;
 use crate::summary::format_number;
 use postmortem_recorder::TensorKind;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 declare_rule! {
     /// ## What it does
@@ -34,6 +34,7 @@ declare_rule! {
         id: "weight-variance-skew",
         checklist: "Plot variance of weights",
         section: Weights,
+        needs: [TensorStats, Checkpoints],
         options: [max_ratio: 10.0 => "largest ratio between layers' fan-in-scaled weight variances"],
     }
 }
@@ -45,8 +46,12 @@ impl Rule for WeightVarianceSkew {
 
     fn check(&self, ctx: &Context, options: &Options) -> Outcome {
         let mut by_step: BTreeMap<u64, Vec<(String, f64)>> = BTreeMap::new();
+        let mut inferred = BTreeSet::new();
         for (layer, series) in ctx.weight_series(TensorKind::Weight) {
             let Some(fan_in) = layer.fan_in else { continue };
+            if layer.fans_inferred {
+                inferred.insert(layer.weight.clone());
+            }
             for (step, s) in series {
                 if s.std.is_finite() && s.std > 0.0 {
                     by_step.entry(*step).or_default().push((layer.weight.clone(), s.std * s.std * fan_in as f64));
@@ -60,6 +65,14 @@ impl Rule for WeightVarianceSkew {
             );
         }
         let limit = options.get("max_ratio");
+        let scaled = |weight: &str| {
+            let how = if inferred.contains(weight) {
+                " (fan-in inferred from the element counts of the layers)"
+            } else {
+                ""
+            };
+            format!("variance x fan_in of {weight}{how}")
+        };
         let extremes = |layers: &[(String, f64)]| {
             let hi = layers.iter().max_by(|a, b| a.1.total_cmp(&b.1)).cloned();
             let lo = layers.iter().min_by(|a, b| a.1.total_cmp(&b.1)).cloned();
@@ -84,8 +97,8 @@ impl Rule for WeightVarianceSkew {
             ),
         )
         .evidence(Evidence::new("largest / smallest scaled variance", ratio).threshold(format!("<= {}", format_number(limit))).at(step))
-        .evidence(Evidence::new(format!("variance x fan_in of {}", hi.0), hi.1).at(step).tensor(&hi.0))
-        .evidence(Evidence::new(format!("variance x fan_in of {}", lo.0), lo.1).at(step).tensor(&lo.0))
+        .evidence(Evidence::new(scaled(&hi.0), hi.1).at(step).tensor(&hi.0))
+        .evidence(Evidence::new(scaled(&lo.0), lo.1).at(step).tensor(&lo.0))
         .recommend(
             "initialize every layer with the fan-in rule of its nonlinearity; if the skew grows during training, \
              look at per-layer learning rates, weight decay, and the update ratios",

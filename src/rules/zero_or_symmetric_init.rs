@@ -2,7 +2,6 @@ use super::{declare_rule, Evidence, Finding, Options, Outcome, Rule, RuleMeta, S
 use crate::context::Context;
 use crate::summary::format_number;
 use postmortem_recorder::TensorKind;
-use std::collections::HashSet;
 
 declare_rule! {
     /// ## What it does
@@ -28,26 +27,19 @@ declare_rule! {
     ///
     /// ## Known problems
     /// From `tensors.jsonl` alone only zero and constant matrices are found
-    /// (std = 0); duplicated rows need the weights themselves. Layers that are
+    /// (std = 0); duplicated rows need the weights themselves. Rows are
+    /// compared bit for bit in the pass that takes the statistics, so the
+    /// check costs no more than reading the checkpoint once; a matrix of more
+    /// than 524,288 rows is judged by its first 524,288. Layers that are
     /// deliberately initialized to a constant (a gate set to zero in a
     /// residual branch) fire too.
     pub struct ZeroOrSymmetricInit {
         id: "zero-or-symmetric-init",
         checklist: "Weight init, shallow models",
         section: Model,
+        needs: [TensorStats, Checkpoints],
         options: [max_duplicate_rows: 0.5 => "largest fraction of duplicated rows"],
     }
-}
-
-/// Fraction of a matrix's rows that repeat an earlier row exactly.
-fn duplicate_row_fraction(values: &[f64], rows: usize) -> f64 {
-    if rows < 2 || !values.len().is_multiple_of(rows) {
-        return 0.0;
-    }
-    let width = values.len() / rows;
-    let mut seen = HashSet::new();
-    let repeats = values.chunks_exact(width).filter(|row| !seen.insert(row.iter().map(|v| v.to_bits()).collect::<Vec<_>>())).count();
-    repeats as f64 / rows as f64
 }
 
 impl Rule for ZeroOrSymmetricInit {
@@ -77,16 +69,13 @@ impl Rule for ZeroOrSymmetricInit {
             }
         }
         let limit = options.get("max_duplicate_rows");
-        let checkpoint = ctx.run.checkpoints.iter().find(|c| c.step.unwrap_or(0) == 0);
         for (layer, stats) in &at_init {
             if stats.std == 0.0 {
                 continue;
             }
-            let Some(c) = checkpoint else { break };
-            let Some(entry) = c.tensor(&layer.weight) else { continue };
-            let Ok(values) = c.values(entry) else { continue };
-            let rows = entry.shape.first().copied().unwrap_or(0);
-            let fraction = duplicate_row_fraction(&values, rows);
+            let Some(fraction) = ctx.initial_duplicate_rows(&layer.weight) else {
+                continue;
+            };
             if fraction > limit {
                 findings.push(
                     Finding::new(
@@ -110,16 +99,4 @@ impl Rule for ZeroOrSymmetricInit {
 fn random_init_advice() -> &'static str {
     "initialize weights randomly to break the symmetry: He (std sqrt(2 / fan_in)) before ReLU, Glorot \
      (std sqrt(2 / (fan_in + fan_out))) before tanh or sigmoid; keep biases at zero or a small constant"
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn duplicated_rows() {
-        assert_eq!(duplicate_row_fraction(&[1.0, 2.0, 1.0, 2.0, 3.0, 4.0], 3), 1.0 / 3.0);
-        assert_eq!(duplicate_row_fraction(&[1.0, 2.0, 3.0, 4.0], 2), 0.0);
-        assert_eq!(duplicate_row_fraction(&[1.0; 8], 4), 0.75);
-    }
 }

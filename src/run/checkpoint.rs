@@ -49,8 +49,13 @@ fn dtype_name<S: serde::Serializer>(dtype: &Dtype, s: S) -> Result<S::Ok, S::Err
 }
 
 impl TensorEntry {
+    /// The number of elements; the header's validation guarantees that the
+    /// product fits, and it saturates if a header ever slips through.
     pub fn elements(&self) -> usize {
-        self.shape.iter().product()
+        self.shape
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .unwrap_or(usize::MAX)
     }
 
     /// Whether [`Checkpoint::stats`] can read it.
@@ -128,32 +133,151 @@ impl Checkpoint {
 
     /// Statistics of a floating-point tensor, streamed from the file.
     pub fn stats(&self, entry: &TensorEntry) -> Result<TensorStats, LoadError> {
-        let part = (PART_BYTES / element_bytes(entry.dtype)) * element_bytes(entry.dtype);
-        if entry.bytes <= part {
-            return Ok(self.accumulate(entry, 0..entry.bytes)?.finish());
-        }
-        let parts: Vec<Range<u64>> =
-            (0..entry.bytes).step_by(part as usize).map(|start| start..(start + part).min(entry.bytes)).collect();
-        let partial: Vec<StatsAccumulator> =
-            parts.into_par_iter().map(|range| self.accumulate(entry, range)).collect::<Result<_, _>>()?;
-        let mut acc = StatsAccumulator::new();
-        for p in &partial {
-            acc.merge(p);
-        }
-        Ok(acc.finish())
+        Ok(self.scan(entry, false)?.stats)
     }
 
-    /// The statistics accumulator of a byte range of a tensor's data.
-    fn accumulate(&self, entry: &TensorEntry, range: Range<u64>) -> Result<StatsAccumulator, LoadError> {
+    /// One streaming pass over a floating-point tensor: its statistics and,
+    /// with `rows`, the fraction of its rows (output units, filters) that
+    /// repeat an earlier row bit for bit. Rows are fingerprinted as they
+    /// stream by; only rows whose fingerprints collide are read again and
+    /// compared, so the pass costs what the statistics cost, and memory is
+    /// 8 bytes a row for at most [`MAX_FINGERPRINTED_ROWS`] rows.
+    pub fn scan(&self, entry: &TensorEntry, rows: bool) -> Result<Scan, LoadError> {
+        let layout = if rows { RowLayout::of(entry) } else { None };
+        let element = element_bytes(entry.dtype);
+        // Parts hold whole rows when rows are fingerprinted, so that each
+        // part's rows are its own; the split depends on the shape only.
+        let unit = layout.map_or(element, |l| l.row_bytes);
+        let part = (PART_BYTES / unit).max(1) * unit;
+        // At least one part, so that an empty tensor still has statistics.
+        let parts: Vec<Range<u64>> = (0..entry.bytes.max(1))
+            .step_by(part as usize)
+            .map(|start| start..(start + part).min(entry.bytes))
+            .collect();
+        let partial: Vec<(StatsAccumulator, Vec<u64>)> = parts
+            .into_par_iter()
+            .map(|range| self.accumulate(entry, range, layout))
+            .collect::<Result<_, _>>()?;
         let mut acc = StatsAccumulator::new();
-        self.stream(entry, range, |chunk| match entry.dtype {
-            Dtype::F32 => acc.push_f32(&elements(chunk, f32::from_le_bytes)),
-            Dtype::F64 => acc.push_f64(&elements(chunk, f64::from_le_bytes)),
-            Dtype::F16 => acc.push_f16(&elements(chunk, f16::from_le_bytes)),
-            Dtype::BF16 => acc.push_bf16(&elements(chunk, bf16::from_le_bytes)),
-            _ => {}
+        let mut prints = Vec::new();
+        for (p, hashes) in partial {
+            acc.merge(&p);
+            prints.extend(hashes);
+        }
+        let stats = acc.finish();
+        // Constant matrices are all duplicates; the statistics already say so.
+        let duplicate_rows = match layout {
+            Some(layout) if stats.std > 0.0 => {
+                Some(self.duplicate_fraction(entry, layout, &prints)?)
+            }
+            _ => None,
+        };
+        Ok(Scan {
+            stats,
+            duplicate_rows,
+        })
+    }
+
+    /// The statistics accumulator of a byte range of a tensor's data, and the
+    /// fingerprints of the rows it holds (the range starts at a row).
+    fn accumulate(
+        &self,
+        entry: &TensorEntry,
+        range: Range<u64>,
+        rows: Option<RowLayout>,
+    ) -> Result<(StatsAccumulator, Vec<u64>), LoadError> {
+        let mut acc = StatsAccumulator::new();
+        let mut hasher = rows.map(|l| RowHasher::new(l, range.clone()));
+        self.stream(entry, range, |chunk| {
+            match entry.dtype {
+                Dtype::F32 => acc.push_f32(&elements(chunk, f32::from_le_bytes)),
+                Dtype::F64 => acc.push_f64(&elements(chunk, f64::from_le_bytes)),
+                Dtype::F16 => acc.push_f16(&elements(chunk, f16::from_le_bytes)),
+                Dtype::BF16 => acc.push_bf16(&elements(chunk, bf16::from_le_bytes)),
+                _ => {}
+            }
+            if let Some(h) = hasher.as_mut() {
+                h.feed(chunk);
+            }
         })?;
-        Ok(acc)
+        Ok((acc, hasher.map(|h| h.hashes).unwrap_or_default()))
+    }
+
+    /// The fraction of fingerprinted rows equal to an earlier one: rows are
+    /// grouped by fingerprint, and within a group compared byte for byte.
+    fn duplicate_fraction(
+        &self,
+        entry: &TensorEntry,
+        layout: RowLayout,
+        prints: &[u64],
+    ) -> Result<f64, LoadError> {
+        if prints.len() < 2 {
+            return Ok(0.0);
+        }
+        let mut order: Vec<(u64, u32)> = prints
+            .iter()
+            .enumerate()
+            .map(|(row, &h)| (h, row as u32))
+            .collect();
+        order.sort_unstable();
+        let mut repeats = 0usize;
+        let mut file = File::open(&self.path).map_err(|e| LoadError::io(&self.path, e))?;
+        for group in order.chunk_by(|a, b| a.0 == b.0).filter(|g| g.len() > 1) {
+            // Distinct rows of the group so far; a fingerprint collision
+            // between different rows starts a new one.
+            let mut distinct: Vec<u32> = vec![group[0].1];
+            for &(_, row) in &group[1..] {
+                let mut repeated = false;
+                for &earlier in &distinct {
+                    if self.rows_equal(&mut file, entry, layout, earlier, row)? {
+                        repeated = true;
+                        break;
+                    }
+                }
+                if repeated {
+                    repeats += 1;
+                } else {
+                    distinct.push(row);
+                }
+            }
+        }
+        Ok(repeats as f64 / prints.len() as f64)
+    }
+
+    /// Whether two rows hold the same bytes, read a chunk at a time.
+    fn rows_equal(
+        &self,
+        file: &mut File,
+        entry: &TensorEntry,
+        layout: RowLayout,
+        a: u32,
+        b: u32,
+    ) -> Result<bool, LoadError> {
+        let io = |e: std::io::Error| LoadError::Checkpoint {
+            path: self.path.clone(),
+            tensor: Some(entry.name.clone()),
+            message: format!(
+                "could not read its data ({e}); was the file changed while being read?"
+            ),
+        };
+        let mut left = vec![0u8; CHUNK_BYTES.min(layout.row_bytes as usize)];
+        let mut right = left.clone();
+        let mut done = 0u64;
+        while done < layout.row_bytes {
+            let n = (layout.row_bytes - done).min(left.len() as u64) as usize;
+            for (row, buf) in [(a, &mut left), (b, &mut right)] {
+                file.seek(SeekFrom::Start(
+                    entry.offset + u64::from(row) * layout.row_bytes + done,
+                ))
+                .map_err(io)?;
+                file.read_exact(&mut buf[..n]).map_err(io)?;
+            }
+            if left[..n] != right[..n] {
+                return Ok(false);
+            }
+            done += n as u64;
+        }
+        Ok(true)
     }
 
     /// A tensor's values as f64, for the small tensors rules look at whole
@@ -166,7 +290,7 @@ impl Checkpoint {
                 message: format!("{} bytes is too large to read whole (limit {MAX_VALUES_BYTES})", entry.bytes),
             });
         }
-        let mut out = Vec::with_capacity(entry.elements());
+        let mut out = Vec::with_capacity((entry.bytes / element_bytes(entry.dtype)) as usize);
         let dtype = entry.dtype;
         let mut unsupported = false;
         self.stream(entry, 0..entry.bytes, |chunk| match dtype {
@@ -212,6 +336,97 @@ impl Checkpoint {
             left -= n;
         }
         Ok(())
+    }
+}
+
+/// Rows fingerprinted per tensor at most (8 bytes each): a matrix with more
+/// rows is judged by its first ones, so that memory is bounded whatever the
+/// tensor's size.
+pub const MAX_FINGERPRINTED_ROWS: u64 = 1 << 19;
+
+/// What one pass over a tensor gives.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scan {
+    pub stats: TensorStats,
+    /// Fraction of the rows that repeat an earlier row exactly; `None` when
+    /// not asked for, not a matrix, or constant.
+    pub duplicate_rows: Option<f64>,
+}
+
+/// A tensor seen as rows: its first dimension, each row the rest.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct RowLayout {
+    row_bytes: u64,
+}
+
+impl RowLayout {
+    /// Rows of a tensor of rank 2 or more with at least two rows.
+    fn of(entry: &TensorEntry) -> Option<RowLayout> {
+        let rows = *entry.shape.first()? as u64;
+        if entry.shape.len() < 2
+            || rows < 2
+            || entry.bytes == 0
+            || !entry.bytes.is_multiple_of(rows)
+        {
+            return None;
+        }
+        Some(RowLayout {
+            row_bytes: entry.bytes / rows,
+        })
+    }
+}
+
+/// Fingerprints the rows of a byte range as its chunks stream by: a row
+/// within one chunk is hashed at once, a row that crosses a chunk's end is
+/// hashed incrementally (xxh3 gives the same value either way).
+struct RowHasher {
+    row_bytes: usize,
+    /// Rows still to fingerprint in this range.
+    rows_left: u64,
+    partial: Option<xxhash_rust::xxh3::Xxh3>,
+    filled: usize,
+    hashes: Vec<u64>,
+}
+
+impl RowHasher {
+    fn new(layout: RowLayout, range: Range<u64>) -> Self {
+        let first_row = range.start / layout.row_bytes;
+        let rows = (range.end - range.start) / layout.row_bytes;
+        let rows_left = rows.min(MAX_FINGERPRINTED_ROWS.saturating_sub(first_row));
+        RowHasher {
+            row_bytes: layout.row_bytes as usize,
+            rows_left,
+            partial: None,
+            filled: 0,
+            hashes: Vec::with_capacity(rows_left as usize),
+        }
+    }
+
+    fn feed(&mut self, mut bytes: &[u8]) {
+        while self.rows_left > 0 && !bytes.is_empty() {
+            if let Some(state) = self.partial.as_mut() {
+                let take = (self.row_bytes - self.filled).min(bytes.len());
+                state.update(&bytes[..take]);
+                self.filled += take;
+                bytes = &bytes[take..];
+                if self.filled == self.row_bytes {
+                    self.hashes.push(state.digest());
+                    self.partial = None;
+                    self.rows_left -= 1;
+                }
+            } else if bytes.len() >= self.row_bytes {
+                self.hashes
+                    .push(xxhash_rust::xxh3::xxh3_64(&bytes[..self.row_bytes]));
+                bytes = &bytes[self.row_bytes..];
+                self.rows_left -= 1;
+            } else {
+                let mut state = xxhash_rust::xxh3::Xxh3::new();
+                state.update(bytes);
+                self.filled = bytes.len();
+                self.partial = Some(state);
+                bytes = &[];
+            }
+        }
     }
 }
 
@@ -275,5 +490,82 @@ mod tests {
             assert_eq!((got.count, got.nonfinite, got.min, got.max), (want.count, want.nonfinite, want.min, want.max), "{name}");
             assert!((got.mean - want.mean).abs() < 1e-12 && (got.std - want.std).abs() < 1e-12, "{name}");
         }
+    }
+
+    /// A checkpoint of one f32 tensor.
+    fn write_f32(dir: &Path, shape: &[usize], values: &[f32]) -> Checkpoint {
+        let n: usize = values.len() * 4;
+        let header =
+            format!("{{\"w\":{{\"dtype\":\"F32\",\"shape\":{shape:?},\"data_offsets\":[0,{n}]}}}}");
+        let path = dir.join("w.safetensors");
+        let mut file = (header.len() as u64).to_le_bytes().to_vec();
+        file.extend(header.as_bytes());
+        file.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+        std::fs::write(&path, file).unwrap();
+        Checkpoint::open(&path).unwrap()
+    }
+
+    /// Duplicated rows are found whether they sit in one chunk, cross chunk
+    /// ends, or fall into different parts reduced on different cores; the
+    /// statistics are those of the plain pass.
+    #[test]
+    fn duplicate_rows_across_chunks_and_parts() {
+        let dir = tempfile::tempdir().unwrap();
+        let value = |i: usize| ((i * 2_654_435_761) % 1_000_003) as f32 / 1_000_003.0 - 0.5;
+        for (rows, width, copies) in [
+            (8usize, 5usize, vec![(1usize, 6usize)]),
+            (60, 150_000, vec![(3, 58), (10, 11), (10, 40)]),
+        ] {
+            let mut values: Vec<f32> = (0..rows * width).map(value).collect();
+            for &(from, to) in &copies {
+                let row = values[from * width..(from + 1) * width].to_vec();
+                values[to * width..(to + 1) * width].copy_from_slice(&row);
+            }
+            let ckpt = write_f32(dir.path(), &[rows, width], &values);
+            let entry = ckpt.tensor("w").unwrap();
+            let scan = ckpt.scan(entry, true).unwrap();
+            assert_eq!(
+                scan.duplicate_rows,
+                Some(copies.len() as f64 / rows as f64),
+                "{rows}x{width}"
+            );
+            let plain = ckpt.scan(entry, false).unwrap();
+            assert_eq!(plain.duplicate_rows, None);
+            assert_eq!(
+                (scan.stats.count, scan.stats.min, scan.stats.max),
+                (plain.stats.count, plain.stats.min, plain.stats.max)
+            );
+            assert!((scan.stats.mean - plain.stats.mean).abs() < 1e-12);
+        }
+        // A constant matrix is left to the statistics (std = 0), and one row is no matrix.
+        let ckpt = write_f32(dir.path(), &[4, 3], &[0.5; 12]);
+        assert_eq!(
+            ckpt.scan(ckpt.tensor("w").unwrap(), true)
+                .unwrap()
+                .duplicate_rows,
+            None
+        );
+        let ckpt = write_f32(dir.path(), &[1, 3], &[0.5, 1.0, 2.0]);
+        assert_eq!(
+            ckpt.scan(ckpt.tensor("w").unwrap(), true)
+                .unwrap()
+                .duplicate_rows,
+            None
+        );
+    }
+
+    /// Rows whose fingerprints collide but whose bytes differ are not counted:
+    /// the exact comparison decides.
+    #[test]
+    fn only_equal_bytes_count_as_duplicates() {
+        let dir = tempfile::tempdir().unwrap();
+        let ckpt = write_f32(dir.path(), &[3, 2], &[1.0, 2.0, 1.0, 2.5, 1.0, 2.0]);
+        let entry = ckpt.tensor("w").unwrap();
+        let layout = RowLayout::of(entry).unwrap();
+        // Every row given the same fingerprint: only row 2 equals row 0.
+        assert_eq!(
+            ckpt.duplicate_fraction(entry, layout, &[7, 7, 7]).unwrap(),
+            1.0 / 3.0
+        );
     }
 }

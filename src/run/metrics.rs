@@ -28,9 +28,13 @@ const MAX_COLUMNS: usize = 4096;
 /// The metrics of a run.
 #[derive(Debug, Clone)]
 pub struct MetricsTable {
-    /// `step` (UInt64) and one Float64 column per scalar metric, sorted by name.
-    /// Missing values are null; NaN and infinities are kept as floats.
+    /// `step` (UInt64) and one Float64 column per scalar metric recorded on
+    /// every row, sorted by name. NaN and infinities are kept as floats.
     pub frame: DataFrame,
+    /// Metrics missing from some rows, as `(step, value)` points: a table
+    /// column per key would cost every row for a key seen once, and a file
+    /// could name thousands of such keys.
+    pub sparse: BTreeMap<String, Vec<(u64, f64)>>,
     /// List-valued metrics such as `label_counts` and `pred_counts`: per key,
     /// `(step, counts)` in step order.
     pub counts: BTreeMap<String, Vec<(u64, Vec<u64>)>>,
@@ -42,7 +46,7 @@ impl MetricsTable {
     pub fn empty() -> Self {
         let steps: Vec<u64> = Vec::new();
         let frame = DataFrame::new(0, vec![Column::new(STEP.into(), steps)]).unwrap_or_default();
-        MetricsTable::new(frame, BTreeMap::new())
+        MetricsTable::new(frame, BTreeMap::new(), BTreeMap::new())
     }
 
     /// A table from in-memory series (for writers and tests): every series is
@@ -53,27 +57,45 @@ impl MetricsTable {
         steps.sort_unstable();
         steps.dedup();
         let mut columns = vec![Column::new(STEP.into(), steps.clone())];
+        let mut sparse = BTreeMap::new();
         let mut named: Vec<&(&str, Vec<(u64, f64)>)> = series.iter().collect();
         named.sort_by_key(|(name, _)| *name);
         for (name, points) in named {
-            let mut values = vec![None; steps.len()];
+            let mut values = vec![f64::NAN; steps.len()];
+            let mut filled = 0;
             for (step, v) in points {
                 if let Ok(i) = steps.binary_search(step) {
-                    values[i] = Some(*v);
+                    values[i] = *v;
+                    filled += 1;
                 }
             }
-            columns.push(Column::new((*name).into(), values));
+            if filled == steps.len() {
+                columns.push(Column::new((*name).into(), values));
+            } else {
+                let mut points = points.clone();
+                points.sort_by_key(|p| p.0);
+                sparse.insert(name.to_string(), points);
+            }
         }
         let frame = DataFrame::new(steps.len(), columns).unwrap_or_default();
-        MetricsTable::new(frame, counts)
+        MetricsTable::new(frame, sparse, counts)
     }
 
-    fn new(frame: DataFrame, counts: BTreeMap<String, Vec<(u64, Vec<u64>)>>) -> Self {
+    fn new(
+        frame: DataFrame,
+        sparse: BTreeMap<String, Vec<(u64, f64)>>,
+        counts: BTreeMap<String, Vec<(u64, Vec<u64>)>>,
+    ) -> Self {
         let steps = match frame.column(STEP).and_then(|c| c.u64()) {
             Ok(steps) => steps.iter().flatten().collect(),
             Err(_) => Vec::new(),
         };
-        MetricsTable { frame, counts, steps }
+        MetricsTable {
+            frame,
+            sparse,
+            counts,
+            steps,
+        }
     }
 
     pub fn rows(&self) -> usize {
@@ -86,21 +108,23 @@ impl MetricsTable {
 
     /// Names of the scalar metrics, sorted.
     pub fn names(&self) -> Vec<String> {
-        self.frame
+        let mut names: Vec<String> = self
+            .frame
             .get_column_names()
             .into_iter()
             .filter(|name| name.as_str() != STEP)
             .map(|name| name.to_string())
-            .collect()
+            .chain(self.sparse.keys().cloned())
+            .collect();
+        names.sort();
+        names
     }
 
     /// Counts over one scalar metric, read from its column without building
     /// the series: for summaries and the non-finite check of every metric.
     pub fn facts(&self, name: &str) -> Option<MetricFacts> {
-        let values = self.frame.column(name).ok()?.f64().ok()?;
         let mut facts = MetricFacts::default();
-        for (&step, value) in self.steps.iter().zip(values.iter()) {
-            let Some(v) = value else { continue };
+        let mut add = |step: u64, v: f64| {
             facts.count += 1;
             if v.is_finite() {
                 facts.last_finite = Some(v);
@@ -108,12 +132,26 @@ impl MetricsTable {
                 facts.nonfinite += 1;
                 facts.first_nonfinite.get_or_insert((step, v));
             }
+        };
+        match self.sparse.get(name) {
+            Some(points) => points.iter().for_each(|&(step, v)| add(step, v)),
+            None => {
+                let values = self.frame.column(name).ok()?.f64().ok()?;
+                for (&step, value) in self.steps.iter().zip(values.iter()) {
+                    if let Some(v) = value {
+                        add(step, v);
+                    }
+                }
+            }
         }
         Some(facts)
     }
 
     /// The recorded `(step, value)` points of one scalar metric, nulls left out.
     pub fn series(&self, name: &str) -> Option<Vec<(u64, f64)>> {
+        if let Some(points) = self.sparse.get(name) {
+            return Some(points.clone());
+        }
         let values = self.frame.column(name).ok()?.f64().ok()?;
         let steps = self.steps.iter().copied();
         // Without nulls the values are one contiguous slice: zip it directly.
@@ -186,24 +224,17 @@ impl ColumnValues {
         }
     }
 
-    /// The polars column of `height` rows, null where there is no value.
-    fn into_column(self, name: &str, height: usize) -> Column {
+    /// A polars column when every one of the `height` rows has a value, else
+    /// the `(step, value)` points there are.
+    fn finish(self, name: &str, steps: &[u64]) -> Result<Column, Vec<(u64, f64)>> {
         use polars::prelude::{Float64Chunked, IntoColumn};
         match self {
-            ColumnValues::Dense(values) if values.len() == height => {
-                Float64Chunked::from_vec(name.into(), values).into_column()
+            ColumnValues::Dense(values) if values.len() == steps.len() => {
+                Ok(Float64Chunked::from_vec(name.into(), values).into_column())
             }
-            ColumnValues::Dense(values) => {
-                let mut dense: Vec<Option<f64>> = values.into_iter().map(Some).collect();
-                dense.resize(height, None);
-                Column::new(name.into(), dense)
-            }
+            ColumnValues::Dense(values) => Err(steps.iter().copied().zip(values).collect()),
             ColumnValues::Sparse { rows, values } => {
-                let mut dense = vec![None; height];
-                for (row, value) in rows.into_iter().zip(values) {
-                    dense[row] = Some(value);
-                }
-                Column::new(name.into(), dense)
+                Err(rows.into_iter().map(|row| steps[row]).zip(values).collect())
             }
         }
     }
@@ -348,6 +379,7 @@ struct Builder {
     ignored_keys: BTreeMap<String, usize>,
     resumes: Vec<(usize, u64, u64)>,
     stepless: Vec<usize>,
+    unreadable: jsonl::SkippedLines,
 }
 
 impl Builder {
@@ -417,9 +449,8 @@ impl Builder {
         }
     }
 
-    /// Adds resolved lines in order; a line that did not parse is a warning
-    /// when it is the cut-short last line, an error otherwise.
-    fn add_chunk(&mut self, path: &Path, chunk: ResolvedChunk, warnings: &mut Vec<Warning>) -> Result<(), LoadError> {
+    /// Adds resolved lines in order; a line that did not parse is skipped.
+    fn add_chunk(&mut self, path: &Path, chunk: ResolvedChunk, warnings: &mut Vec<Warning>) {
         let mut other = chunk.other.into_iter();
         let (mut known_start, mut other_start) = (0, 0);
         for line in chunk.lines {
@@ -427,13 +458,19 @@ impl Builder {
             let mut others = other.by_ref().take(line.other_end - other_start);
             match line.step {
                 Ok(step) => self.add_line(line.number, step, known, others.by_ref()),
-                Err(message) => jsonl::parse_failure(path, line.number, line.complete, message, warnings)?,
+                Err(message) => {
+                    let at = jsonl::Line {
+                        number: line.number,
+                        bytes: &[],
+                        complete: line.complete,
+                    };
+                    self.unreadable.skip(path, &at, message, warnings);
+                }
             }
             // What a line without a step left unread.
             others.for_each(drop);
             (known_start, other_start) = (line.known_end, line.other_end);
         }
-        Ok(())
     }
 
     fn push_row(&mut self, step: u64) -> usize {
@@ -453,8 +490,13 @@ impl Builder {
         }
     }
 
-    fn finish(mut self, path: &Path, warnings: &mut Vec<Warning>) -> Result<MetricsTable, LoadError> {
-        let warn = |line: Option<usize>, message: String| Warning { file: path.to_path_buf(), line, message };
+    fn finish(
+        mut self,
+        path: &Path,
+        warnings: &mut Vec<Warning>,
+    ) -> Result<MetricsTable, LoadError> {
+        std::mem::take(&mut self.unreadable).finish(path, warnings);
+        let warn = |line: Option<usize>, message: String| Warning::new(path, line, message);
         if let Some(&first) = self.stepless.first() {
             warnings.push(warn(
                 Some(first),
@@ -480,20 +522,27 @@ impl Builder {
             ));
         }
         let height = self.steps.len();
-        let mut columns = vec![Column::new(STEP.into(), self.steps)];
+        let mut columns = Vec::new();
+        let mut sparse = BTreeMap::new();
         for (name, index) in &self.names {
             // Taken one at a time, so that memory holds one copy of the values.
             let values = std::mem::take(&mut self.columns[*index]);
             if !values.is_empty() {
-                columns.push(values.into_column(name, height));
+                match values.finish(name, &self.steps) {
+                    Ok(column) => columns.push(column),
+                    Err(points) => {
+                        sparse.insert(name.clone(), points);
+                    }
+                }
             }
         }
+        columns.insert(0, Column::new(STEP.into(), self.steps));
         let frame = DataFrame::new(height, columns).map_err(|e| LoadError::Line {
             path: path.to_path_buf(),
             line: 0,
             message: format!("could not build the metrics table: {e}"),
         })?;
-        Ok(MetricsTable::new(frame, self.counts))
+        Ok(MetricsTable::new(frame, sparse, self.counts))
     }
 }
 
@@ -529,12 +578,12 @@ pub fn load(path: &Path, warnings: &mut Vec<Warning>) -> Result<MetricsTable, Lo
         let known = &names;
         // Three things at once: the previous block is added, the next one
         // read, this one parsed (on whatever cores the first two leave).
-        let ((added, next), parsed) = rayon::join(
+        let (next, parsed) = rayon::join(
             || {
-                let added = std::mem::take(&mut previous)
-                    .into_iter()
-                    .try_for_each(|chunk| builder.add_chunk(path, chunk, warnings));
-                (added, reader.next_block())
+                for chunk in std::mem::take(&mut previous) {
+                    builder.add_chunk(path, chunk, warnings);
+                }
+                reader.next_block()
             },
             || {
                 lines
@@ -543,7 +592,6 @@ pub fn load(path: &Path, warnings: &mut Vec<Warning>) -> Result<MetricsTable, Lo
                     .collect::<Vec<_>>()
             },
         );
-        added?;
         current = next?;
         previous = parsed;
         if builder.names.len() != names.len() {
@@ -551,7 +599,7 @@ pub fn load(path: &Path, warnings: &mut Vec<Warning>) -> Result<MetricsTable, Lo
         }
     }
     for chunk in previous {
-        builder.add_chunk(path, chunk, warnings)?;
+        builder.add_chunk(path, chunk, warnings);
     }
     builder.finish(path, warnings)
 }
@@ -586,14 +634,16 @@ mod tests {
     }
 
     #[test]
-    fn gaps_and_trailing_rows_are_null() {
+    fn metrics_missing_from_some_rows_are_kept_as_points() {
         // "acc" is on every row until step 2, then missing, then back; "lr" stops early.
         let (table, _) = load_text(
             "{\"step\":0,\"acc\":0.1,\"lr\":1}\n{\"step\":1,\"acc\":0.2,\"lr\":1}\n{\"step\":2}\n{\"step\":3,\"acc\":0.4}\n{\"step\":3,\"acc\":0.5}\n",
         );
         assert_eq!(table.series("acc").unwrap(), [(0, 0.1), (1, 0.2), (3, 0.5)]);
         assert_eq!(table.series("lr").unwrap(), [(0, 1.0), (1, 1.0)]);
-        assert_eq!(table.frame.column("lr").unwrap().null_count(), 2);
+        assert!(table.frame.column("lr").is_err() && table.frame.column("acc").is_err());
+        assert_eq!(table.names(), ["acc", "lr"]);
+        assert_eq!(table.facts("acc").map(|f| f.count), Some(3));
     }
 
     /// Many blocks, so that lines are parsed while earlier ones are added:
