@@ -60,17 +60,28 @@ impl Lcg {
     }
 }
 
-/// A safetensors file of `total_bytes` in 16 tensors of one dtype.
-fn write_checkpoint(path: &Path, total_bytes: usize, dtype: &str) {
+/// How the values of a benchmark checkpoint are drawn.
+#[derive(Clone, Copy, PartialEq)]
+enum Values {
+    /// Uniform in [-0.05, 0.05]: no row repeats, no rule can stop early.
+    Random,
+    /// What training leaves: rows of different scales, a low-rank part shared
+    /// by all rows, heavier tails and 2% exact zeros (pruned or dead).
+    Trained,
+}
+
+/// A safetensors file of the named tensors in one dtype.
+fn write_checkpoint(path: &Path, tensors: &[(String, Vec<usize>)], dtype: &str, values: Values) {
     let width = if dtype == "F32" { 4 } else { 2 };
-    let per_tensor = total_bytes / 16 / width;
     let mut header = String::from("{");
-    for i in 0..16 {
-        let (start, end) = (i * per_tensor * width, (i + 1) * per_tensor * width);
+    let mut offset = 0;
+    for (i, (name, shape)) in tensors.iter().enumerate() {
+        let bytes = shape.iter().product::<usize>() * width;
         if i > 0 {
             header.push(',');
         }
-        header.push_str(&format!("\"layer{i}.weight\":{{\"dtype\":\"{dtype}\",\"shape\":[{per_tensor}],\"data_offsets\":[{start},{end}]}}"));
+        header.push_str(&format!("\"{name}\":{{\"dtype\":\"{dtype}\",\"shape\":{shape:?},\"data_offsets\":[{offset},{}]}}", offset + bytes));
+        offset += bytes;
     }
     header.push('}');
     while header.len() % 8 != 0 {
@@ -81,21 +92,104 @@ fn write_checkpoint(path: &Path, total_bytes: usize, dtype: &str) {
     file.write_all(header.as_bytes()).unwrap();
     let mut rng = Lcg(7);
     let mut buf = Vec::with_capacity(1 << 20);
-    for _ in 0..16 * per_tensor {
-        let v = rng.next_f32() * 0.05;
-        match dtype {
-            "F32" => buf.extend_from_slice(&v.to_le_bytes()),
-            "F16" => buf.extend_from_slice(&half::f16::from_f32(v).to_le_bytes()),
-            _ => buf.extend_from_slice(&half::bf16::from_f32(v).to_le_bytes()),
-        }
-        if buf.len() >= 1 << 20 {
-            file.write_all(&buf).unwrap();
-            buf.clear();
+    for (_, shape) in tensors {
+        let rows = shape[0];
+        let row_len = shape[1..].iter().product::<usize>();
+        let shared: Vec<f32> = (0..row_len.min(1 << 16)).map(|_| rng.next_f32()).collect();
+        for r in 0..rows {
+            let (scale, pull) = (0.5 + (r % 7) as f32 / 6.0, rng.next_f32() * 0.01);
+            for c in 0..row_len {
+                let v = match values {
+                    Values::Random => rng.next_f32() * 0.05,
+                    Values::Trained => {
+                        let g = (rng.next_f32() + rng.next_f32() + rng.next_f32()) * 0.02 * scale;
+                        if rng.next_f32().abs() < 0.02 {
+                            0.0
+                        } else {
+                            g * g.abs() * 40.0 + pull * shared[c % shared.len()]
+                        }
+                    }
+                };
+                match dtype {
+                    "F32" => buf.extend_from_slice(&v.to_le_bytes()),
+                    "F16" => buf.extend_from_slice(&half::f16::from_f32(v).to_le_bytes()),
+                    _ => buf.extend_from_slice(&half::bf16::from_f32(v).to_le_bytes()),
+                }
+                if buf.len() >= 1 << 20 {
+                    file.write_all(&buf).unwrap();
+                    buf.clear();
+                }
+            }
         }
     }
     file.write_all(&buf).unwrap();
     // On disk before anything is timed: write-back would compete with the reader.
     file.into_inner().unwrap().sync_all().unwrap();
+}
+
+/// Tensors of a checkpoint: names and shapes.
+type Tensors = Vec<(String, Vec<usize>)>;
+
+/// `count` tensors `layer{i}.weight` of one shape.
+fn layers(count: usize, shape: &[usize]) -> Tensors {
+    (0..count).map(|i| (format!("layer{i}.weight"), shape.to_vec())).collect()
+}
+
+/// The checkpoints of the matrix: each shape where a rule could behave
+/// differently, at `scale` times its size. Elements, not bytes, are fixed, so
+/// half floats are half the bytes.
+fn checkpoint_shapes(scale: f64) -> Vec<(&'static str, Tensors, Values)> {
+    let n = |count: usize| ((count as f64 * scale).round() as usize).max(1);
+    vec![
+        ("square 2048x2048 x16", layers(n(16), &[2048, 2048]), Values::Random),
+        ("tall 16384x1024 x4", layers(n(4), &[16384, 1024]), Values::Random),
+        ("wide 1024x16384 x4", layers(n(4), &[1024, 16384]), Values::Random),
+        ("conv 256x256x3x3 x64", layers(n(64), &[256, 256, 3, 3]), Values::Random),
+        ("embedding 50000x768", vec![("embed.weight".to_string(), vec![n(50_000), 768])], Values::Random),
+        ("10,000 small 64x64", layers(n(10_000), &[64, 64]), Values::Random),
+        ("trained-looking 2048x2048 x16", layers(n(16), &[2048, 2048]), Values::Trained),
+    ]
+}
+
+/// The rules that read checkpoints, from `postmortem rules --format json`.
+fn checkpoint_rules(bin: &str) -> Vec<String> {
+    let out = Command::new(bin).args(["rules", "--format", "json"]).output().unwrap();
+    let rules: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    rules
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["needs"].as_array().is_some_and(|n| n.iter().any(|x| x == "checkpoints")))
+        .map(|r| r["rule"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Times `analyze` on a checkpoint with all rules and with each checkpoint
+/// rule alone; prints the all-rules row beside the Python way and the
+/// slowest single rule by name. Returns the per-rule times.
+fn bench_checkpoint(bin: &str, path: &Path, label: &str, rules: &[String], python: bool) -> Vec<(String, Measure)> {
+    let analyze = |extra: &[&str]| {
+        let mut args = vec!["analyze", path.to_str().unwrap(), "--format", "json", "--fail-on", "never"];
+        args.extend_from_slice(extra);
+        measure(bin, &args)
+    };
+    // One untimed pass, so that every timed reader finds the file cached.
+    analyze(&[]);
+    let ours = analyze(&[]);
+    let dtype_is_bf16 = label.contains("BF16");
+    let theirs = (python && !dtype_is_bf16).then(|| measure("python3", &["-c", PY_STATS, path.to_str().unwrap()]));
+    row(label, &ours, theirs.as_ref());
+    let per_rule: Vec<(String, Measure)> = rules.iter().map(|r| (r.clone(), analyze(&["--select", r]))).collect();
+    if let Some((rule, slowest)) = per_rule.iter().max_by(|a, b| a.1.seconds.total_cmp(&b.1.seconds)) {
+        let peak = per_rule.iter().filter_map(|(_, m)| m.peak_mib).fold(0.0, f64::max);
+        println!(
+            "{:<44} {:>22} {:>22}",
+            format!("  slowest rule alone: {rule}"),
+            format!("{:.2} s", slowest.seconds),
+            format!("peak of any rule {peak:.0} MiB")
+        );
+    }
+    per_rule
 }
 
 /// A run whose metrics.jsonl has `steps` lines of 23 numeric keys.
@@ -122,13 +216,14 @@ fn write_run(dir: &Path, steps: usize) {
 const PY_STATS: &str = r#"
 import sys, numpy as np
 from safetensors.numpy import load_file
-for name, t in load_file(sys.argv[1]).items():
-    x = t.ravel()
-    fin = np.isfinite(x)
-    f = x if fin.all() else x[fin]
-    (x.size, f.mean(dtype=np.float64), f.std(dtype=np.float64), f.min(), f.max(),
-     np.abs(f).mean(dtype=np.float64), np.sqrt(np.square(f, dtype=np.float64).sum()),
-     np.count_nonzero(x == 0) / x.size, x.size - np.count_nonzero(fin))
+for path in sys.argv[1:]:
+    for name, t in load_file(path).items():
+        x = t.ravel()
+        fin = np.isfinite(x)
+        f = x if fin.all() else x[fin]
+        (x.size, f.mean(dtype=np.float64), f.std(dtype=np.float64), f.min(), f.max(),
+         np.abs(f).mean(dtype=np.float64), np.sqrt(np.square(f, dtype=np.float64).sum()),
+         np.count_nonzero(x == 0) / x.size, x.size - np.count_nonzero(fin))
 "#;
 
 const PY_METRICS: &str = r#"
@@ -167,29 +262,76 @@ fn main() {
         println!("python3 with numpy, safetensors and polars is not importable: Python figures are left out");
     }
     println!("scale {scale}; {:<36} {:>22} {:>22} {:>9}", "work", "postmortem", "Python way", "speed-up");
-    let gib = (scale * (1u64 << 30) as f64) as usize;
+    let rules = checkpoint_rules(bin);
+    // The headline: 1 GiB of f32 in 64 random 2048 x 2048 matrices, in each dtype.
+    let headline = layers(((scale * 64.0).round() as usize).max(1), &[2048, 2048]);
     for dtype in ["F32", "F16", "BF16"] {
         let path = scratch.path().join(format!("model-{dtype}.safetensors"));
-        write_checkpoint(&path, gib, dtype);
-        // One untimed pass, so that every timed reader finds the file cached.
-        measure(bin, &["analyze", path.to_str().unwrap(), "--format", "json", "--fail-on", "never"]);
-        let ours = measure(bin, &["analyze", path.to_str().unwrap(), "--format", "json", "--fail-on", "never"]);
-        let theirs = (python && dtype != "BF16").then(|| measure("python3", &["-c", PY_STATS, path.to_str().unwrap()]));
-        let mb = gib as f64 / (1 << 20) as f64;
-        row(&format!("statistics of a {mb:.0} MiB {dtype} checkpoint"), &ours, theirs.as_ref());
+        write_checkpoint(&path, &headline, dtype, Values::Random);
+        let mb = path.metadata().unwrap().len() as f64 / (1 << 20) as f64;
+        let per_rule = bench_checkpoint(bin, &path, &format!("{dtype} checkpoint, 2048x2048 x64 ({mb:.0} MiB)"), &rules, python);
+        if dtype == "F32" {
+            for (rule, m) in &per_rule {
+                println!("{:<44} {:>22}", format!("    --select {rule}"), format!("{:.2} s, {:.0} MiB", m.seconds, m.peak_mib.unwrap_or(f64::NAN)));
+            }
+        }
         std::fs::remove_file(&path).ok();
     }
+    // The matrix: shapes where a rule might not stop early, each dtype.
+    for (shape, tensors, values) in checkpoint_shapes(scale) {
+        for dtype in ["F32", "F16", "BF16"] {
+            let path = scratch.path().join(format!("matrix-{dtype}.safetensors"));
+            write_checkpoint(&path, &tensors, dtype, values);
+            let mb = path.metadata().unwrap().len() as f64 / (1 << 20) as f64;
+            bench_checkpoint(bin, &path, &format!("{dtype} {shape} ({mb:.0} MiB)"), &rules, python);
+            std::fs::remove_file(&path).ok();
+        }
+    }
+    // A run that saved its weights four times (steps 0 to 3000), read one
+    // checkpoint after another as a sharded model is.
+    let run = scratch.path().join("run-with-checkpoints");
+    write_run(&run, 4000);
+    std::fs::create_dir_all(run.join("checkpoints")).unwrap();
+    let quarter = layers(((scale * 16.0).round() as usize).max(1), &[2048, 2048]);
+    let mut files = Vec::new();
+    for step in [0, 1000, 2000, 3000] {
+        let path = run.join(format!("checkpoints/step-{step:08}.safetensors"));
+        write_checkpoint(&path, &quarter, "F32", Values::Trained);
+        files.push(path.to_str().unwrap().to_string());
+    }
+    measure(bin, &["analyze", run.to_str().unwrap(), "--format", "json", "--fail-on", "never"]);
+    let ours = measure(bin, &["analyze", run.to_str().unwrap(), "--format", "json", "--fail-on", "never"]);
+    let theirs = python.then(|| {
+        let mut args = vec!["-c", PY_STATS];
+        args.extend(files.iter().map(String::as_str));
+        measure("python3", &args)
+    });
+    row("a run with 4 f32 checkpoints (4 x 256 MiB)", &ours, theirs.as_ref());
+    std::fs::remove_dir_all(&run).ok();
     let steps = (scale * 1_000_000.0) as usize;
     let run = scratch.path().join("run");
     write_run(&run, steps);
     let metrics = run.join("metrics.jsonl");
     let bytes = metrics.metadata().map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
+    // Parsing alone, in this process: how close the reader comes to the
+    // bytes per second of the fastest JSON parsers.
+    let started = Instant::now();
+    let mut warnings = Vec::new();
+    let table = postmortem::run::metrics::load(&metrics, &mut warnings).unwrap();
+    let parse = started.elapsed().as_secs_f64();
+    println!(
+        "{:<44} {:>22} {:>22}",
+        format!("metrics.jsonl into the table ({} rows)", table.rows()),
+        format!("{parse:.2} s"),
+        format!("{:.0} MB/s on {} cores", bytes / parse, std::thread::available_parallelism().map_or(1, |n| n.get()))
+    );
+    drop(table);
     let ours = measure(bin, &["analyze", run.to_str().unwrap(), "--format", "json", "--fail-on", "never"]);
     let theirs = python.then(|| measure("python3", &["-c", PY_METRICS, metrics.to_str().unwrap()]));
     row(&format!("analyze {steps} steps ({bytes:.0} MB), all rules"), &ours, theirs.as_ref());
     let out = scratch.path().join("report");
     let ours = measure(bin, &["analyze", run.to_str().unwrap(), "--out", out.to_str().unwrap(), "--fail-on", "never"]);
-    row(&format!("analyze {steps} steps, all rules and plots"), &ours, None);
+    row(&format!("analyze {steps} steps, all rules and plots"), &ours, theirs.as_ref());
     std::fs::remove_dir_all(&run).ok();
 
     let runs = ((scale * 1000.0) as usize).max(1);

@@ -55,21 +55,12 @@ fn lost_data_note(why: String, rule: &str, warnings: &[Warning]) -> String {
     let lost: Vec<String> = warnings
         .iter()
         .filter(|w| w.lost.is_some_and(|source| needs.contains(&source)))
-        .map(|w| {
-            w.file.file_name().map_or_else(
-                || w.file.display().to_string(),
-                |n| n.to_string_lossy().into_owned(),
-            )
-        })
+        .map(|w| w.file.file_name().map_or_else(|| w.file.display().to_string(), |n| n.to_string_lossy().into_owned()))
         .collect();
     match lost.as_slice() {
         [] => why,
         [one] => format!("{why} ({one} could not be read; see the warnings)"),
-        many => format!(
-            "{why} ({} files could not be read: {}; see the warnings)",
-            many.len(),
-            many.join(", ")
-        ),
+        many => format!("{why} ({} files could not be read: {}; see the warnings)", many.len(), many.join(", ")),
     }
 }
 
@@ -117,9 +108,7 @@ pub fn analyze_in(ctx: &Context, config: &Config) -> Analysis {
                 (Status::Fired, None)
             }
             Some(Outcome::Passed(why)) => (Status::Passed, Some(why)),
-            Some(Outcome::Skipped(why)) => {
-                (Status::Skipped, Some(lost_data_note(why, rule, &warnings)))
-            }
+            Some(Outcome::Skipped(why)) => (Status::Skipped, Some(lost_data_note(why, rule, &warnings))),
         };
         results.push(RuleResult { rule, status, reason });
     }
@@ -139,11 +128,5 @@ pub fn analyze_in(ctx: &Context, config: &Config) -> Analysis {
         // A bare weights file has no status to be incomplete about.
         incomplete: !run.is_complete() && !run.source.is_file(),
     };
-    Analysis {
-        run: summary,
-        verdict,
-        findings,
-        rules: results,
-        warnings,
-    }
+    Analysis { run: summary, verdict, findings, rules: results, warnings }
 }

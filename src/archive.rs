@@ -59,10 +59,7 @@ pub struct Audit {
 impl Audit {
     /// Runs per verdict, in a fixed order.
     pub fn counts(&self) -> Vec<(&'static str, usize)> {
-        ["clean", "info", "warning", "error", "unreadable"]
-            .into_iter()
-            .map(|v| (v, self.rows.iter().filter(|r| r.verdict == v).count()))
-            .collect()
+        ["clean", "info", "warning", "error", "unreadable"].into_iter().map(|v| (v, self.rows.iter().filter(|r| r.verdict == v).count())).collect()
     }
 }
 

@@ -111,12 +111,7 @@ pub struct AuditOptions {
     pub plot_files: crate::report::PlotFiles,
 }
 
-pub fn run(
-    root: &Path,
-    out: &Path,
-    config: &Config,
-    options: &AuditOptions,
-) -> Result<Audit, std::io::Error> {
+pub fn run(root: &Path, out: &Path, config: &Config, options: &AuditOptions) -> Result<Audit, std::io::Error> {
     std::fs::read_dir(root)?;
     let (found, walk_errors) = discover(root);
     let previous: BTreeMap<String, AuditRow> = if options.changed_only {

@@ -194,12 +194,10 @@ fn load_config(args: &AnalyzeArgs) -> Result<Config, CliError> {
     let mut config = match &args.config {
         Some(path) => Config::load(path)?,
         // A broken file in the run costs its settings, not the analysis.
-        None if args.run.is_dir() && in_run.is_file() => {
-            Config::load(&in_run).unwrap_or_else(|e| {
-                eprintln!("warning: {e}; ignored, the defaults are used");
-                Config::default()
-            })
-        }
+        None if args.run.is_dir() && in_run.is_file() => Config::load(&in_run).unwrap_or_else(|e| {
+            eprintln!("warning: {e}; ignored, the defaults are used");
+            Config::default()
+        }),
         None => Config::default(),
     };
     config.merge_cli(&args.select, &args.ignore, &args.set)?;
@@ -262,23 +260,10 @@ fn audit(args: &AuditArgs) -> Result<u8, CliError> {
     let result = crate::audit::run(&args.archive, &args.out, &config, &options).map_err(io(&args.archive))?;
     let write = |name: &str, text: String| std::fs::write(args.out.join(name), text).map_err(io(&args.out.join(name)));
     write("index.html", export::audit_html::render(&result))?;
-    write(
-        "summary.csv",
-        export::audit_csv::render(&result).map_err(|e| CliError::Csv(e.to_string()))?,
-    )?;
-    write(
-        "summary.json",
-        serde_json::to_string_pretty(&result.rows)? + "\n",
-    )?;
-    write(
-        crate::audit::STATE_FILE,
-        serde_json::to_string(&result.rows)?,
-    )?;
-    let counts: Vec<String> = result
-        .counts()
-        .iter()
-        .map(|(v, n)| format!("{n} {v}"))
-        .collect();
+    write("summary.csv", export::audit_csv::render(&result).map_err(|e| CliError::Csv(e.to_string()))?)?;
+    write("summary.json", serde_json::to_string_pretty(&result.rows)? + "\n")?;
+    write(crate::audit::STATE_FILE, serde_json::to_string(&result.rows)?)?;
+    let counts: Vec<String> = result.counts().iter().map(|(v, n)| format!("{n} {v}")).collect();
     let mut extra = String::new();
     if result.left_out > 0 {
         extra.push_str(&format!(", {} left out by --since", result.left_out));
@@ -335,6 +320,8 @@ struct RuleListing {
     checklist_item: &'static str,
     section: rules::Section,
     summary: String,
+    /// The data it reads (`metadata`, `metrics`, `tensor_stats`, `checkpoints`).
+    needs: &'static [crate::error::DataSource],
     options: &'static [rules::OptionSpec],
 }
 
@@ -343,7 +330,7 @@ fn list_rules(format: Format) -> Result<u8, CliError> {
         .into_iter()
         .map(|r| {
             let m = r.meta();
-            RuleListing { rule: m.id, checklist_item: m.checklist_item, section: m.section, summary: m.summary(), options: m.options }
+            RuleListing { rule: m.id, checklist_item: m.checklist_item, section: m.section, summary: m.summary(), needs: m.needs, options: m.options }
         })
         .collect();
     match format {

@@ -48,8 +48,7 @@ impl Config {
     /// Reads a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.to_path_buf(), source })?;
-        let config: Config =
-            toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
+        let config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
         config.validate().map_err(|message| ConfigError::Parse { path: path.to_path_buf(), message })?;
         Ok(config)
     }
@@ -61,9 +60,7 @@ impl Config {
         }
         self.ignore.extend(ignore.iter().cloned());
         for assignment in set {
-            let parsed = assignment
-                .split_once('=')
-                .and_then(|(key, value)| Some((key.split_once('.')?, value.trim().parse::<f64>().ok()?)));
+            let parsed = assignment.split_once('=').and_then(|(key, value)| Some((key.split_once('.')?, value.trim().parse::<f64>().ok()?)));
             let Some(((rule, option), value)) = parsed else {
                 return Err(ConfigError::Invalid(format!("--set {assignment:?}: expected RULE.OPTION=NUMBER, e.g. loss-diverging.factor=3")));
             };
@@ -84,7 +81,10 @@ impl Config {
             for name in options.keys() {
                 if !rule.meta().options.iter().any(|o| o.name == name) {
                     let known: Vec<&str> = rule.meta().options.iter().map(|o| o.name).collect();
-                    return Err(format!("rule {id} has no option {name:?} (it has: {})", if known.is_empty() { "none".into() } else { known.join(", ") }));
+                    return Err(format!(
+                        "rule {id} has no option {name:?} (it has: {})",
+                        if known.is_empty() { "none".into() } else { known.join(", ") }
+                    ));
                 }
             }
         }

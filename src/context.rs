@@ -70,14 +70,14 @@ struct Derived {
 
 pub struct Context<'a> {
     pub run: &'a Run,
-    stats: OnceLock<Derived>,
+    derived: OnceLock<Derived>,
     layers: OnceLock<Vec<WeightLayer>>,
     warnings: Mutex<Vec<Warning>>,
 }
 
 impl<'a> Context<'a> {
     pub fn new(run: &'a Run) -> Self {
-        Context { run, stats: OnceLock::new(), layers: OnceLock::new(), warnings: Mutex::new(Vec::new()) }
+        Context { run, derived: OnceLock::new(), layers: OnceLock::new(), warnings: Mutex::new(Vec::new()) }
     }
 
     /// Computes the derived data that rules share (tensor statistics, weight
@@ -155,19 +155,13 @@ impl<'a> Context<'a> {
     /// has none for a step, from the checkpoints.
     pub fn stats(&self, kind: TensorKind) -> &StatsSeries {
         static EMPTY: OnceLock<StatsSeries> = OnceLock::new();
-        self.derived()
-            .stats
-            .get(&kind)
-            .unwrap_or_else(|| EMPTY.get_or_init(BTreeMap::new))
+        self.derived().stats.get(&kind).unwrap_or_else(|| EMPTY.get_or_init(BTreeMap::new))
     }
 
     /// The checkpoint that holds the initial weights: the first one at step
     /// 0, or a bare one that names no step.
     pub fn initial_checkpoint(&self) -> Option<&Checkpoint> {
-        self.run
-            .checkpoints
-            .iter()
-            .find(|c| c.step.unwrap_or(0) == 0)
+        self.run.checkpoints.iter().find(|c| c.step.unwrap_or(0) == 0)
     }
 
     /// For each weight matrix of [`Self::initial_checkpoint`], the fraction of
@@ -178,10 +172,10 @@ impl<'a> Context<'a> {
     }
 
     fn derived(&self) -> &Derived {
-        self.stats.get_or_init(|| self.collect_stats())
+        self.derived.get_or_init(|| self.derive())
     }
 
-    fn collect_stats(&self) -> Derived {
+    fn derive(&self) -> Derived {
         let mut all: BTreeMap<TensorKind, StatsSeries> = BTreeMap::new();
         for record in &self.run.tensors {
             all.entry(record.kind).or_default().entry(record.name.clone()).or_default().push((record.step, record.stats));
@@ -199,13 +193,8 @@ impl<'a> Context<'a> {
             let step = checkpoint.step.unwrap_or(0);
             let is_initial = Some(checkpoint.path.as_path()) == initial;
             for entry in checkpoint.tensors.iter().filter(|e| e.is_float()) {
-                let (Some(kind), name) = classify(&entry.name) else {
-                    continue;
-                };
-                let recorded = all
-                    .get(&kind)
-                    .and_then(|m| m.get(name))
-                    .is_some_and(|s| s.iter().any(|(at, _)| *at == step));
+                let (Some(kind), name) = classify(&entry.name) else { continue };
+                let recorded = all.get(&kind).and_then(|m| m.get(name)).is_some_and(|s| s.iter().any(|(at, _)| *at == step));
                 let rows = is_initial && kind == TensorKind::Weight && entry.shape.len() >= 2;
                 if !recorded || rows {
                     wanted.push((checkpoint, entry, kind, name, step, recorded, rows));
@@ -216,12 +205,9 @@ impl<'a> Context<'a> {
             .par_iter()
             .map(|&(checkpoint, entry, kind, name, step, recorded, rows)| {
                 let scan = match kind {
-                    TensorKind::Activation => self
-                        .checkpoint_activation(checkpoint, entry, activations.get(name))
-                        .map(|stats| Scan {
-                            stats,
-                            duplicate_rows: None,
-                        }),
+                    TensorKind::Activation => {
+                        self.checkpoint_activation(checkpoint, entry, activations.get(name)).map(|stats| Scan { stats, duplicate_rows: None })
+                    }
                     _ => self.read(checkpoint, entry, |c, e| c.scan(e, rows)),
                 };
                 (kind, name, step, recorded, scan)
@@ -234,20 +220,13 @@ impl<'a> Context<'a> {
                 duplicate_rows.insert(name.to_string(), fraction);
             }
             if !recorded {
-                all.entry(kind)
-                    .or_default()
-                    .entry(name.to_string())
-                    .or_default()
-                    .push((step, scan.stats));
+                all.entry(kind).or_default().entry(name.to_string()).or_default().push((step, scan.stats));
             }
         }
         for series in all.values_mut().flat_map(|m| m.values_mut()) {
             series.sort_by_key(|(s, _)| *s);
         }
-        Derived {
-            stats: all,
-            duplicate_rows,
-        }
+        Derived { stats: all, duplicate_rows }
     }
 
     fn checkpoint_activation(
@@ -272,10 +251,7 @@ impl<'a> Context<'a> {
             Ok(v) => Some(v),
             Err(e) => {
                 if let Ok(mut w) = self.warnings.lock() {
-                    w.push(Warning {
-                        lost: Some(DataSource::Checkpoints),
-                        ..Warning::new(&checkpoint.path, None, e.to_string())
-                    });
+                    w.push(Warning { lost: Some(DataSource::Checkpoints), ..Warning::new(&checkpoint.path, None, e.to_string()) });
                 }
                 None
             }
@@ -310,11 +286,7 @@ impl<'a> Context<'a> {
                 }
                 let Some(weight) = layer.params.iter().find(|p| p.ends_with("weight")).cloned() else { continue };
                 let bias = layer.params.iter().find(|p| p.ends_with("bias"));
-                let (fan_in, fan_out) = fans(
-                    shapes.get(&weight),
-                    counts.get(&weight),
-                    bias.and_then(|b| counts.get(b)),
-                );
+                let (fan_in, fan_out) = fans(shapes.get(&weight), counts.get(&weight), bias.and_then(|b| counts.get(b)));
                 layers.push(WeightLayer {
                     name: layer.name,
                     weight,
@@ -340,32 +312,12 @@ impl<'a> Context<'a> {
         names.sort_by(|a, b| natural_cmp(a, b));
         names.dedup();
         for weight in names {
-            let prefix = weight
-                .strip_suffix("weight")
-                .unwrap_or(&weight)
-                .trim_end_matches(['.', '/', '_'])
-                .to_string();
-            let bias = [
-                format!("{prefix}.bias"),
-                format!("{prefix}/bias"),
-                format!("{prefix}_bias"),
-            ]
-            .into_iter()
-            .find(|b| counts.contains_key(b));
-            let (fan_in, fan_out) = fans(
-                shapes.get(&weight),
-                counts.get(&weight),
-                bias.as_ref().and_then(|b| counts.get(b)),
-            );
-            layers.push(WeightLayer {
-                name: prefix,
-                weight,
-                kind: None,
-                activation: None,
-                fan_in,
-                fan_out,
-                fans_inferred: false,
-            });
+            let prefix = weight.strip_suffix("weight").unwrap_or(&weight).trim_end_matches(['.', '/', '_']).to_string();
+            let bias = [format!("{prefix}.bias"), format!("{prefix}/bias"), format!("{prefix}_bias")]
+                .into_iter()
+                .find(|b| counts.contains_key(b));
+            let (fan_in, fan_out) = fans(shapes.get(&weight), counts.get(&weight), bias.as_ref().and_then(|b| counts.get(b)));
+            layers.push(WeightLayer { name: prefix, weight, kind: None, activation: None, fan_in, fan_out, fans_inferred: false });
         }
         layers
     }
@@ -393,20 +345,11 @@ impl<'a> Context<'a> {
                 }
             }
         }
-        for record in self
-            .run
-            .tensors
-            .iter()
-            .filter(|r| r.kind == TensorKind::Weight)
-        {
+        for record in self.run.tensors.iter().filter(|r| r.kind == TensorKind::Weight) {
             if shapes.contains_key(&record.name) {
                 continue;
             }
-            if let Some(shape) = record
-                .shape
-                .as_deref()
-                .and_then(|s| checked_shape(s, record.stats.count))
-            {
+            if let Some(shape) = record.shape.as_deref().and_then(|s| checked_shape(s, record.stats.count)) {
                 shapes.insert(record.name.clone(), shape);
             }
         }
@@ -416,21 +359,12 @@ impl<'a> Context<'a> {
     /// The width of one input example: from an `input` line's shape in
     /// `tensors.jsonl`, else from the `input` tensor of a checkpoint.
     fn input_width(&self) -> Option<usize> {
-        let recorded = self
-            .run
-            .tensors
-            .iter()
-            .filter(|r| r.kind == TensorKind::Input)
-            .find_map(|r| {
-                let shape = checked_shape(r.shape.as_deref()?, r.stats.count)?;
-                Some(shape.get(1..)?.iter().product::<usize>())
-            });
+        let recorded = self.run.tensors.iter().filter(|r| r.kind == TensorKind::Input).find_map(|r| {
+            let shape = checked_shape(r.shape.as_deref()?, r.stats.count)?;
+            Some(shape.get(1..)?.iter().product::<usize>())
+        });
         recorded.or_else(|| {
-            let entry = self
-                .run
-                .checkpoints
-                .iter()
-                .find_map(|c| c.tensor(INPUT_TENSOR))?;
+            let entry = self.run.checkpoints.iter().find_map(|c| c.tensor(INPUT_TENSOR))?;
             let rest = entry.shape.get(1..).filter(|r| !r.is_empty())?;
             Some(rest.iter().product())
         })
@@ -469,10 +403,8 @@ impl<'a> Context<'a> {
                 self.warn(c, format!("labels: not all are class numbers below {classes}, the width of the logits; passed over"));
                 return None;
             };
-            let preds = logits
-                .chunks_exact(classes)
-                .map(|row| row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i))
-                .collect();
+            let preds =
+                logits.chunks_exact(classes).map(|row| row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i)).collect();
             Some((c.step?, labels, preds, classes))
         })
     }
@@ -502,13 +434,8 @@ pub fn classify(name: &str) -> (Option<TensorKind>, &str) {
 /// A shape from a file, as `usize`, when its element count fits and equals
 /// the count the line reports (a shape that disagrees is not believed).
 fn checked_shape(shape: &[u64], count: u64) -> Option<Vec<usize>> {
-    let dims: Vec<usize> = shape
-        .iter()
-        .map(|&d| usize::try_from(d).ok())
-        .collect::<Option<_>>()?;
-    let elements = dims
-        .iter()
-        .try_fold(1u64, |n, &d| n.checked_mul(d as u64))?;
+    let dims: Vec<usize> = shape.iter().map(|&d| usize::try_from(d).ok()).collect::<Option<_>>()?;
+    let elements = dims.iter().try_fold(1u64, |n, &d| n.checked_mul(d as u64))?;
     (elements == count && !dims.is_empty()).then_some(dims)
 }
 
@@ -517,34 +444,18 @@ fn checked_shape(shape: &[u64], count: u64) -> Option<Vec<usize>> {
 /// fan_in is the previous one's fan_out. The chain is anchored at its end by
 /// the number of classes and at its start by the input's width, and stops
 /// where a count does not divide or a layer is not linear.
-fn infer_fans(
-    layers: &mut [WeightLayer],
-    counts: &BTreeMap<String, u64>,
-    classes: Option<usize>,
-    input_width: Option<usize>,
-) {
-    let linear = |l: &WeightLayer| {
-        l.kind
-            .as_deref()
-            .is_none_or(|k| matches!(k.to_ascii_lowercase().as_str(), "linear" | "dense" | "fc"))
-    };
-    let count = |l: &WeightLayer| {
-        counts
-            .get(&l.weight)
-            .and_then(|&c| usize::try_from(c).ok())
-            .filter(|&c| c > 0)
-    };
+fn infer_fans(layers: &mut [WeightLayer], counts: &BTreeMap<String, u64>, classes: Option<usize>, input_width: Option<usize>) {
+    let linear = |l: &WeightLayer| l.kind.as_deref().is_none_or(|k| matches!(k.to_ascii_lowercase().as_str(), "linear" | "dense" | "fc"));
+    let count = |l: &WeightLayer| counts.get(&l.weight).and_then(|&c| usize::try_from(c).ok()).filter(|&c| c > 0);
     let set = |layer: &mut WeightLayer, fan_in: usize, fan_out: usize| {
         if layer.fan_in.is_none() {
-            (layer.fan_in, layer.fan_out, layer.fans_inferred) =
-                (Some(fan_in), Some(fan_out), true);
+            (layer.fan_in, layer.fan_out, layer.fans_inferred) = (Some(fan_in), Some(fan_out), true);
         }
     };
     // From the output back: the last layer's fan_out is the number of classes.
     let mut fan_out = classes;
     for layer in layers.iter_mut().rev() {
-        let (Some(out), Some(n), true) = (layer.fan_out.or(fan_out), count(layer), linear(layer))
-        else {
+        let (Some(out), Some(n), true) = (layer.fan_out.or(fan_out), count(layer), linear(layer)) else {
             break;
         };
         if out == 0 || !n.is_multiple_of(out) {
@@ -556,8 +467,7 @@ fn infer_fans(
     // From the input forward: the first layer's fan_in is the input's width.
     let mut fan_in = input_width;
     for layer in layers.iter_mut() {
-        let (Some(input), Some(n), true) = (layer.fan_in.or(fan_in), count(layer), linear(layer))
-        else {
+        let (Some(input), Some(n), true) = (layer.fan_in.or(fan_in), count(layer), linear(layer)) else {
             break;
         };
         if input == 0 || !n.is_multiple_of(input) {

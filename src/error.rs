@@ -18,11 +18,7 @@ pub enum LoadError {
     #[error("{}:{line}: {message}", path.display())]
     Line { path: PathBuf, line: usize, message: String },
     #[error("{}{}: {message}", path.display(), tensor.as_ref().map(|t| format!(" (tensor {t:?})")).unwrap_or_default())]
-    Checkpoint {
-        path: PathBuf,
-        tensor: Option<String>,
-        message: String,
-    },
+    Checkpoint { path: PathBuf, tensor: Option<String>, message: String },
     #[error("{}: nothing could be analyzed: {}", path.display(), reasons.join("; "))]
     NothingReadable { path: PathBuf, reasons: Vec<String> },
 }
@@ -33,11 +29,7 @@ impl LoadError {
     }
 
     pub(crate) fn checkpoint(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
-        LoadError::Checkpoint {
-            path: path.into(),
-            tensor: None,
-            message: message.into(),
-        }
+        LoadError::Checkpoint { path: path.into(), tensor: None, message: message.into() }
     }
 }
 
@@ -82,27 +74,15 @@ pub struct Warning {
 
 impl Warning {
     pub fn new(file: impl Into<PathBuf>, line: Option<usize>, message: impl Into<String>) -> Self {
-        Warning {
-            file: file.into(),
-            line,
-            message: message.into(),
-            lost: None,
-        }
+        Warning { file: file.into(), line, message: message.into(), lost: None }
     }
 
     /// A file whose data was left out of the analysis, and why.
-    pub fn unreadable(
-        file: impl Into<PathBuf>,
-        lost: DataSource,
-        why: impl std::fmt::Display,
-    ) -> Self {
+    pub fn unreadable(file: impl Into<PathBuf>, lost: DataSource, why: impl std::fmt::Display) -> Self {
         Warning {
             file: file.into(),
             line: None,
-            message: format!(
-                "could not be read, so the analysis goes on without its {}: {why}",
-                lost.describe()
-            ),
+            message: format!("could not be read, so the analysis goes on without its {}: {why}", lost.describe()),
             lost: Some(lost),
         }
     }

@@ -60,26 +60,13 @@ fn every_bad_input_has_its_stated_outcome() {
         }
         if let Some(reasons) = expected["skip_reasons"].as_object() {
             for (rule, needle) in reasons {
-                let result = report["rules"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .find(|r| r["rule"] == rule.as_str())
-                    .unwrap();
+                let result = report["rules"].as_array().unwrap().iter().find(|r| r["rule"] == rule.as_str()).unwrap();
                 let reason = result["reason"].as_str().unwrap_or_default();
-                assert!(
-                    result["status"] == "skipped" && reason.contains(needle.as_str().unwrap()),
-                    "{name}: {rule}: {result}"
-                );
+                assert!(result["status"] == "skipped" && reason.contains(needle.as_str().unwrap()), "{name}: {rule}: {result}");
             }
         }
         // Each file that could not be read is a warning saying which data went with it.
-        let lost: Vec<&str> = report["warnings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|w| w["lost"].as_str())
-            .collect();
+        let lost: Vec<&str> = report["warnings"].as_array().unwrap().iter().filter_map(|w| w["lost"].as_str()).collect();
         let mut expected_lost = strings(&expected["lost"]);
         let mut found_lost = lost.clone();
         expected_lost.sort();

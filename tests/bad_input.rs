@@ -47,7 +47,12 @@ fn metrics_files_that_are_broken_but_readable() {
         (b"{\"step\":0,\"loss\":NaN}\n{\"step\":1,\"loss\":\"nan\"}\n{\"step\":2,\"loss\":\"NA\"}\n{\"step\":3,\"loss\":Infinity}\n".to_vec(), 4, None),
         (b"{\"step\":0,\"a\":1}\n{\"step\":1,\"a\":1.5}\n{\"step\":2,\"a\":\"x\"}\n".to_vec(), 3, Some("not numbers")),
         (b"{\"step\":0,\"loss\":1,\"loss\":2}\n".to_vec(), 1, None),
-        (b"{\"step\":5,\"loss\":1}\n{\"step\":3,\"loss\":1}\n{\"step\":-1,\"loss\":1}\n{\"loss\":1}\n{\"step\":18446744073709551615,\"loss\":1}\n".to_vec(), 2, Some("goes back")),
+        (
+            b"{\"step\":5,\"loss\":1}\n{\"step\":3,\"loss\":1}\n{\"step\":-1,\"loss\":1}\n{\"loss\":1}\n{\"step\":18446744073709551615,\"loss\":1}\n"
+                .to_vec(),
+            2,
+            Some("goes back"),
+        ),
         (b"{\"step\":0,\"loss\":1}\n[1,2]\n{\"step\":1,\"loss\":1}\n".to_vec(), 2, Some("metrics.jsonl:2: 1 line(s) could not be read")),
     ];
     for (i, (content, expected_rows, warning)) in cases.into_iter().enumerate() {
@@ -63,9 +68,7 @@ fn metrics_files_that_are_broken_but_readable() {
 
 #[test]
 fn invalid_utf8_and_huge_lines() {
-    let out = analyze(
-        run_dir(b"{\"step\":0,\"loss\":1}\n{\"step\":1,\"k\xff\":1}\n{\"step\":2}\n").path(),
-    );
+    let out = analyze(run_dir(b"{\"step\":0,\"loss\":1}\n{\"step\":1,\"k\xff\":1}\n{\"step\":2}\n").path());
     assert_eq!(rows(&ok(&out)), 2);
     warned(&out, "metrics.jsonl:2: 1 line(s) could not be read and were skipped (lines 2); the first: not valid UTF-8");
     // One line with 100,000 keys: the first 4,096 names are kept, and said so.
@@ -124,19 +127,11 @@ fn run_json_that_is_wrong() {
     std::fs::write(dir.path().join("run.json"), cases[4].0).unwrap();
     let run = postmortem::Run::load(dir.path()).unwrap();
     assert_eq!(run.meta.model.unwrap().layers.len(), 1);
-    let deep = format!(
-        "{{\"format\": \"postmortem-run/1\", \"x\": {}{}}}",
-        "[".repeat(10_000),
-        "]".repeat(10_000)
-    );
+    let deep = format!("{{\"format\": \"postmortem-run/1\", \"x\": {}{}}}", "[".repeat(10_000), "]".repeat(10_000));
     std::fs::write(dir.path().join("run.json"), deep).unwrap();
     warned(&analyze(dir.path()), "recursion limit");
     // Another version of the format may mean other things by its fields: refused.
-    std::fs::write(
-        dir.path().join("run.json"),
-        "{\"format\": \"postmortem-run/2\"}",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("run.json"), "{\"format\": \"postmortem-run/2\"}").unwrap();
     error(&analyze(dir.path()), "postmortem-run/2");
 }
 
@@ -165,23 +160,16 @@ fn hostile_safetensors() {
         warned(&out, "step-00000000.safetensors: could not be read, so the analysis goes on without its checkpoint");
         warned(&out, needle);
     };
-    left_out(
-        checkpoint(&format!("{{{w}}}"), &[0; 8], Some(u64::MAX)),
-        "header length",
-    );
+    left_out(checkpoint(&format!("{{{w}}}"), &[0; 8], Some(u64::MAX)), "header length");
     left_out(checkpoint(&format!("{{{w}}}"), &[0; 4], None), "truncated");
-    left_out(
-        checkpoint(&format!("{{{w}}}"), &[0; 12], None),
-        "longer than its header says",
-    );
+    left_out(checkpoint(&format!("{{{w}}}"), &[0; 12], None), "longer than its header says");
     let overlap = r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#;
     left_out(checkpoint(overlap, &[0; 12], None), "invalid header");
     let overflow = r#"{"a":{"dtype":"F32","shape":[18446744073709551615,4],"data_offsets":[0,8]}}"#;
     left_out(checkpoint(overflow, &[0; 8], None), "invalid header");
     let dtype = r#"{"a":{"dtype":"Q7","shape":[2],"data_offsets":[0,8]}}"#;
     left_out(checkpoint(dtype, &[0; 8], None), "invalid header");
-    let meta =
-        r#"{"__metadata__":{"step":3},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#;
+    let meta = r#"{"__metadata__":{"step":3},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#;
     left_out(checkpoint(meta, &[0; 8], None), "invalid header");
     // Odd names are data, not paths: the analysis goes on and names them.
     let names = format!(
@@ -196,16 +184,8 @@ fn hostile_safetensors() {
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     // Nothing was written outside --out, and only the known file names inside it.
-    let written: Vec<String> = common::files(out_dir.path())
-        .into_iter()
-        .map(|(name, _)| name)
-        .collect();
-    assert!(
-        written
-            .iter()
-            .all(|p| p.starts_with("plots/") || p.starts_with("report.")),
-        "{written:?}"
-    );
+    let written: Vec<String> = common::files(out_dir.path()).into_iter().map(|(name, _)| name).collect();
+    assert!(written.iter().all(|p| p.starts_with("plots/") || p.starts_with("report.")), "{written:?}");
 }
 
 /// Thousands of metric names each logged once over many rows: memory follows

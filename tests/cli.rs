@@ -75,36 +75,15 @@ fn config_file_in_the_run_is_read() {
     let dir = broken_copy();
     std::fs::write(dir.path().join("postmortem.toml"), "ignore = [\"nonfinite-values\", \"loss-diverging\", \"exploding-gradients\"]\n").unwrap();
     let out = postmortem(&["analyze", dir.path().to_str().unwrap()]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
     // A broken configuration in the run costs its settings, not the analysis.
-    std::fs::write(
-        dir.path().join("postmortem.toml"),
-        "[rules.loss-diverging]\nfactr = 2\n",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("postmortem.toml"), "[rules.loss-diverging]\nfactr = 2\n").unwrap();
     let out = postmortem(&["analyze", dir.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("postmortem.toml") && stderr(&out).contains("factr"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("postmortem.toml") && stderr(&out).contains("factr"), "{}", stderr(&out));
     // One given on the command line is the user's own: a typo there is an error.
     let config = dir.path().join("postmortem.toml");
-    assert_error(
-        &postmortem(&[
-            "analyze",
-            dir.path().to_str().unwrap(),
-            "--config",
-            config.to_str().unwrap(),
-        ]),
-        &["factr"],
-    );
+    assert_error(&postmortem(&["analyze", dir.path().to_str().unwrap(), "--config", config.to_str().unwrap()]), &["factr"]);
 }
 
 #[test]
@@ -130,14 +109,7 @@ fn rules_and_explain() {
 
 /// Analyzed with `--format json`: warnings on stderr, the report on stdout.
 fn analyze_json(dir: &Path) -> (serde_json::Value, String) {
-    let out = postmortem(&[
-        "analyze",
-        dir.to_str().unwrap(),
-        "--format",
-        "json",
-        "--fail-on",
-        "never",
-    ]);
+    let out = postmortem(&["analyze", dir.to_str().unwrap(), "--format", "json", "--fail-on", "never"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     (serde_json::from_slice(&out.stdout).unwrap(), stderr(&out))
 }
@@ -150,19 +122,9 @@ fn bad_json_line_is_skipped_and_named() {
     text = text.replacen("{\"step\": 3,", "{\"step\": 3 oops,", 1);
     std::fs::write(&path, text).unwrap();
     let (report, err) = analyze_json(dir.path());
-    assert!(
-        err.contains("metrics.jsonl:4: 1 line(s) could not be read")
-            && err.contains("invalid JSON"),
-        "{err}"
-    );
+    assert!(err.contains("metrics.jsonl:4: 1 line(s) could not be read") && err.contains("invalid JSON"), "{err}");
     assert_eq!(report["run"]["steps"]["rows"], 9);
-    assert!(
-        report["warnings"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("(lines 4)"),
-        "{report}"
-    );
+    assert!(report["warnings"][0]["message"].as_str().unwrap().contains("(lines 4)"), "{report}");
 }
 
 #[test]
@@ -182,21 +144,10 @@ fn wrong_field_type_is_ignored_and_named() {
     let text = std::fs::read_to_string(&path).unwrap().replace("\"num_classes\": 10", "\"num_classes\": \"ten\"");
     std::fs::write(&path, text).unwrap();
     let (report, err) = analyze_json(dir.path());
-    assert!(
-        err.contains("run.json: field \"task.num_classes\" ignored: invalid type: string \"ten\""),
-        "{err}"
-    );
+    assert!(err.contains("run.json: field \"task.num_classes\" ignored: invalid type: string \"ten\""), "{err}");
     // The rest of the task is kept.
-    let rule = report["rules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["rule"] == "initial-loss-mismatch")
-        .unwrap();
-    assert!(
-        rule["reason"].as_str().unwrap().contains("num_classes"),
-        "{rule}"
-    );
+    let rule = report["rules"].as_array().unwrap().iter().find(|r| r["rule"] == "initial-loss-mismatch").unwrap();
+    assert!(rule["reason"].as_str().unwrap().contains("num_classes"), "{rule}");
 }
 
 #[test]
@@ -207,27 +158,22 @@ fn truncated_checkpoint_is_left_out_and_named() {
     for (cut, needle) in [(bytes.len() - 5, "truncated"), (20, "header length")] {
         std::fs::write(&path, &bytes[..cut]).unwrap();
         let (report, err) = analyze_json(dir.path());
-        assert!(err.contains("step-00000009.safetensors: could not be read, so the analysis goes on without its checkpoint") && err.contains(needle), "{err}");
+        assert!(
+            err.contains("step-00000009.safetensors: could not be read, so the analysis goes on without its checkpoint") && err.contains(needle),
+            "{err}"
+        );
         assert_eq!(report["run"]["checkpoints"].as_array().unwrap().len(), 0);
         assert_eq!(report["run"]["steps"]["rows"], 10);
         // The text output names it too, for a person.
-        let text = String::from_utf8(postmortem(&["analyze", dir.path().to_str().unwrap()]).stdout)
-            .unwrap();
-        assert!(
-            text.contains("Input warnings")
-                && text.contains("step-00000009.safetensors: could not be read"),
-            "{text}"
-        );
+        let text = String::from_utf8(postmortem(&["analyze", dir.path().to_str().unwrap()]).stdout).unwrap();
+        assert!(text.contains("Input warnings") && text.contains("step-00000009.safetensors: could not be read"), "{text}");
     }
 }
 
 #[test]
 fn missing_run_and_missing_metrics() {
     let empty = tempfile::tempdir().unwrap();
-    assert_error(
-        &postmortem(&["analyze", empty.path().to_str().unwrap()]),
-        &["no run.json"],
-    );
+    assert_error(&postmortem(&["analyze", empty.path().to_str().unwrap()]), &["no run.json"]);
     // Without metrics the tensor statistics and the checkpoint are still analyzed.
     let dir = broken_copy();
     std::fs::remove_file(dir.path().join("metrics.jsonl")).unwrap();
@@ -237,14 +183,8 @@ fn missing_run_and_missing_metrics() {
     // With nothing readable at all, the run is refused.
     std::fs::remove_file(dir.path().join("tensors.jsonl")).unwrap();
     std::fs::remove_file(dir.path().join("checkpoints/step-00000009.safetensors")).unwrap();
-    assert_error(
-        &postmortem(&["analyze", dir.path().to_str().unwrap()]),
-        &["nothing could be analyzed", "metrics.jsonl is missing"],
-    );
-    assert_error(
-        &postmortem(&["analyze", "/nonexistent/run"]),
-        &["/nonexistent/run"],
-    );
+    assert_error(&postmortem(&["analyze", dir.path().to_str().unwrap()]), &["nothing could be analyzed", "metrics.jsonl is missing"]);
+    assert_error(&postmortem(&["analyze", "/nonexistent/run"]), &["/nonexistent/run"]);
 }
 
 #[test]
@@ -257,10 +197,7 @@ fn truncated_last_line_is_a_warning() {
     let out = postmortem(&["analyze", dir.path().to_str().unwrap(), "--fail-on", "never"]);
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("metrics.jsonl:13: last line is cut short"),
-        "{text}"
-    );
+    assert!(text.contains("metrics.jsonl:13: last line is cut short"), "{text}");
 }
 
 #[test]

@@ -76,10 +76,7 @@ fn names_from_the_run_are_only_text() {
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     let outside_code: String = md.split('`').step_by(2).collect();
     assert!(!outside_code.replace("\\<", "").contains('<'), "{md}");
-    assert!(
-        md.contains("\\</script\\>\\<img src=x onerror=alert(1)\\>"),
-        "{md}"
-    );
+    assert!(md.contains("\\</script\\>\\<img src=x onerror=alert(1)\\>"), "{md}");
 }
 
 #[test]

@@ -252,8 +252,7 @@ impl ParamRecorder {
         }
         // Weight, grad, update per parameter, as the format lists the kinds.
         rows.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
-        let inputs: Vec<(&Tensor, Option<&Activation>)> =
-            rows.iter().map(|(_, _, t)| (t, None)).collect();
+        let inputs: Vec<(&Tensor, Option<&Activation>)> = rows.iter().map(|(_, _, t)| (t, None)).collect();
         for ((name, kind, tensor), stats) in rows.iter().zip(stats_many(&inputs)?) {
             recorder.log_tensor_shaped(step, name, *kind, tensor.dims(), &stats)?;
         }

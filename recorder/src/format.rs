@@ -368,9 +368,7 @@ pub mod finite_or_null {
                 "nan" => Ok(f64::NAN),
                 "infinity" | "inf" => Ok(f64::INFINITY),
                 "-infinity" | "-inf" => Ok(f64::NEG_INFINITY),
-                _ => Err(E::custom(format!(
-                    "expected a number, found the string {text:?}"
-                ))),
+                _ => Err(E::custom(format!("expected a number, found the string {text:?}"))),
             }
         }
     }

@@ -30,11 +30,7 @@ rows.forEach(x=>t.tBodies[0].appendChild(x));});
 ";
 
 pub fn render(audit: &Audit) -> String {
-    let counts: Vec<String> = audit
-        .counts()
-        .iter()
-        .map(|(v, n)| format!("{n} {v}"))
-        .collect();
+    let counts: Vec<String> = audit.counts().iter().map(|(v, n)| format!("{n} {v}")).collect();
     let mut rules: Vec<&String> = audit.rows.iter().flat_map(|r| &r.rules).collect();
     rules.sort();
     rules.dedup();
@@ -93,14 +89,7 @@ fn sweep_section(sweep: &Sweep) -> Markup {
         y_label: "final loss".into(),
         log_x: positive,
         log_y: sweep.points.iter().all(|p| p.1.is_some_and(|l| l > 0.0)),
-        series: vec![Series {
-            name: "final loss".into(),
-            points: sweep
-                .points
-                .iter()
-                .filter_map(|p| Some((p.0, p.1?)))
-                .collect(),
-        }],
+        series: vec![Series { name: "final loss".into(), points: sweep.points.iter().filter_map(|p| Some((p.0, p.1?))).collect() }],
         ..Default::default()
     };
     html! {

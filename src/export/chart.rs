@@ -4,8 +4,8 @@
 
 use crate::summary::format_number;
 use plotters::coord::Shift;
-use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::sync::Once;
 
 pub const WIDTH: u32 = 800;

@@ -98,11 +98,7 @@ fn verdict(run: &Run, analysis: &Analysis, name: &str) -> Markup {
         (Some(a), Some(b)) => format!("steps {a} to {b}"),
         _ => "no steps recorded".into(),
     };
-    let checked = analysis
-        .rules
-        .iter()
-        .filter(|r| matches!(r.status, Status::Fired | Status::Passed))
-        .count();
+    let checked = analysis.rules.iter().filter(|r| matches!(r.status, Status::Fired | Status::Passed)).count();
     html! {
         h1 { "postmortem: " (name) }
         p.lead {
@@ -140,14 +136,7 @@ fn input_warnings(analysis: &Analysis) -> Markup {
 /// Every checklist item with its status, by section, each linking to its
 /// finding (fired) or its reason (passed, skipped).
 fn checklist(analysis: &Analysis) -> Markup {
-    let sections = [
-        Section::Data,
-        Section::Model,
-        Section::Loss,
-        Section::Activations,
-        Section::Gradients,
-        Section::Weights,
-    ];
+    let sections = [Section::Data, Section::Model, Section::Loss, Section::Activations, Section::Gradients, Section::Weights];
     html! {
         h2 id="checklist" { "The checklist" }
         p.legend {
@@ -179,12 +168,7 @@ fn checklist(analysis: &Analysis) -> Markup {
 fn status_mark(result: &RuleResult, analysis: &Analysis) -> (&'static str, String) {
     match result.status {
         Status::Fired => {
-            let highest = analysis
-                .findings
-                .iter()
-                .filter(|f| f.rule == result.rule)
-                .map(|f| f.severity)
-                .max();
+            let highest = analysis.findings.iter().filter(|f| f.rule == result.rule).map(|f| f.severity).max();
             let mark = match highest {
                 Some(Severity::Error) => "error",
                 Some(Severity::Warning) => "warning",
@@ -278,70 +262,35 @@ fn metadata(run: &Run, analysis: &Analysis) -> Markup {
     let meta = &run.meta;
     let mut rows: Vec<(&str, String)> = vec![
         ("name", run.name()),
-        (
-            "status",
-            meta.status
-                .map_or("unknown".into(), |s| s.as_str().to_string()),
-        ),
-        (
-            "purpose",
-            meta.purpose.map_or(String::new(), |p| format!("{p:?}")),
-        ),
+        ("status", meta.status.map_or("unknown".into(), |s| s.as_str().to_string())),
+        ("purpose", meta.purpose.map_or(String::new(), |p| format!("{p:?}"))),
     ];
     if let Some(t) = &meta.task {
         let kind = t.kind.map_or("unknown".into(), |k| format!("{k:?}"));
         let classes = t.num_classes.map_or("?".into(), |c| c.to_string());
-        rows.push((
-            "task",
-            format!(
-                "{kind} {classes} classes, loss {}",
-                t.loss.clone().unwrap_or_default()
-            ),
-        ));
+        rows.push(("task", format!("{kind} {classes} classes, loss {}", t.loss.clone().unwrap_or_default())));
     }
     if let Some(d) = &meta.dataset {
         let examples = d.num_examples.map_or("?".into(), |n| n.to_string());
         let standard = d.standard.map_or("?".into(), |s| s.to_string());
-        rows.push((
-            "dataset",
-            format!(
-                "{} ({examples} examples, standard: {standard})",
-                d.name.clone().unwrap_or_default()
-            ),
-        ));
+        rows.push(("dataset", format!("{} ({examples} examples, standard: {standard})", d.name.clone().unwrap_or_default())));
     }
     if let Some(m) = &meta.model {
         let pretrained = m.pretrained.clone().unwrap_or_else(|| "none".into());
         rows.push((
             "model",
-            format!(
-                "{} {}; pretrained: {pretrained}",
-                m.name.clone().unwrap_or_default(),
-                m.architecture.clone().unwrap_or_default()
-            ),
+            format!("{} {}; pretrained: {pretrained}", m.name.clone().unwrap_or_default(), m.architecture.clone().unwrap_or_default()),
         ));
-        let layers: Vec<String> = m
-            .layers
-            .iter()
-            .map(|l| format!("{} ({})", l.name, l.kind.clone().unwrap_or_default()))
-            .collect();
+        let layers: Vec<String> = m.layers.iter().map(|l| format!("{} ({})", l.name, l.kind.clone().unwrap_or_default())).collect();
         rows.push(("layers", layers.join(", ")));
     }
     if let Some(hp) = &meta.hyperparameters {
-        rows.push((
-            "hyperparameters",
-            serde_json::to_string(hp).unwrap_or_default(),
-        ));
+        rows.push(("hyperparameters", serde_json::to_string(hp).unwrap_or_default()));
     }
     if let Some(f) = &meta.framework {
         rows.push((
             "framework",
-            format!(
-                "{} {} {}",
-                f.name.clone().unwrap_or_default(),
-                f.version.clone().unwrap_or_default(),
-                f.device.clone().unwrap_or_default()
-            ),
+            format!("{} {} {}", f.name.clone().unwrap_or_default(), f.version.clone().unwrap_or_default(), f.device.clone().unwrap_or_default()),
         ));
     }
     let tensors = &analysis.run.tensors;
@@ -398,13 +347,7 @@ mod tests {
     fn text_from_the_run_is_escaped() {
         let markup = maud::html! { p { ("</script><img src=x onerror=alert(1)>") } p title=("a \"b\" & 'c'") {} };
         let text = markup.into_string();
-        assert!(
-            text.contains("&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;"),
-            "{text}"
-        );
-        assert!(
-            text.contains("title=\"a &quot;b&quot; &amp; 'c'\""),
-            "{text}"
-        );
+        assert!(text.contains("&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;"), "{text}");
+        assert!(text.contains("title=\"a &quot;b&quot; &amp; 'c'\""), "{text}");
     }
 }

@@ -14,10 +14,7 @@ use std::fmt::Write as _;
 fn md(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        if matches!(
-            c,
-            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '#' | '<' | '>' | '&'
-        ) {
+        if matches!(c, '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '#' | '<' | '>' | '&') {
             out.push('\\');
         }
         out.push(c);
@@ -63,11 +60,7 @@ pub fn render(run: &Run, analysis: &Analysis, figures: &[DrawnFigure]) -> String
     if v.incomplete {
         m.push_str("The run did not finish; the analysis covers what it recorded.\n\n");
     }
-    let lost: Vec<_> = analysis
-        .warnings
-        .iter()
-        .filter(|w| w.lost.is_some())
-        .collect();
+    let lost: Vec<_> = analysis.warnings.iter().filter(|w| w.lost.is_some()).collect();
     if !lost.is_empty() {
         m.push_str("Files that could not be read (the analysis went on without them):\n\n");
         for w in lost {
@@ -105,17 +98,9 @@ mod tests {
 
     #[test]
     fn evidence_reads_as_written_and_markup_is_inert() {
-        let e = Evidence::new("dead units in fc<1>", 0.7031)
-            .threshold("<= 0.5")
-            .at(299);
-        assert_eq!(
-            evidence(&e),
-            "dead units in fc\\<1\\>: **0.7031** (threshold `<= 0.5`, at step 299)"
-        );
-        assert_eq!(
-            md("<script>*x*</script>"),
-            "\\<script\\>\\*x\\*\\</script\\>"
-        );
+        let e = Evidence::new("dead units in fc<1>", 0.7031).threshold("<= 0.5").at(299);
+        assert_eq!(evidence(&e), "dead units in fc\\<1\\>: **0.7031** (threshold `<= 0.5`, at step 299)");
+        assert_eq!(md("<script>*x*</script>"), "\\<script\\>\\*x\\*\\</script\\>");
         assert_eq!(code("a`b"), "`a'b`");
     }
 }

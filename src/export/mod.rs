@@ -40,8 +40,6 @@ impl DrawnFigure {
 
     /// The drawn figure that shows a rule's evidence.
     pub fn for_rule<'a>(figures: &'a [DrawnFigure], rule: &str) -> Option<&'a DrawnFigure> {
-        figures
-            .iter()
-            .find(|f| f.svg.is_some() && f.rules.contains(&rule))
+        figures.iter().find(|f| f.svg.is_some() && f.rules.contains(&rule))
     }
 }

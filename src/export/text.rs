@@ -31,10 +31,7 @@ pub fn render(analysis: &Analysis) -> String {
     let ran = analysis.rules.iter().filter(|r| matches!(r.status, Status::Fired | Status::Passed)).count();
     let _ = writeln!(out, "verdict: {verdict} ({ran} rules checked, {} skipped for lack of data)", v.skipped);
     if v.incomplete {
-        let _ = writeln!(
-            out,
-            "note: the run did not finish; the analysis covers what it recorded"
-        );
+        let _ = writeln!(out, "note: the run did not finish; the analysis covers what it recorded");
     }
     if !analysis.warnings.is_empty() {
         let _ = writeln!(out, "\nInput warnings (what was skipped, and why):");

@@ -30,19 +30,22 @@ fn missing(id: &'static str, title: &'static str, section: Section, what: &str) 
     Figure { id, title, section, chart: None, missing: what.to_string() }
 }
 
-/// Every figure, in report order.
+/// Every figure, in report order, built in parallel: each reads its series
+/// from the run on its own.
 pub fn all(ctx: &Context, analysis: &Analysis) -> Vec<Figure> {
-    vec![
-        loss(ctx, analysis),
-        inputs(ctx),
-        class_counts(ctx),
-        lr_and_grad_norm(ctx),
-        layer_grad_norms(ctx),
-        update_ratio(ctx),
-        weight_std_by_depth(ctx),
-        activation_units(ctx),
-        activation_signal(ctx),
-    ]
+    use rayon::prelude::*;
+    let builders: [&(dyn Fn() -> Figure + Sync); 9] = [
+        &|| loss(ctx, analysis),
+        &|| inputs(ctx),
+        &|| class_counts(ctx),
+        &|| lr_and_grad_norm(ctx),
+        &|| layer_grad_norms(ctx),
+        &|| update_ratio(ctx),
+        &|| weight_std_by_depth(ctx),
+        &|| activation_units(ctx),
+        &|| activation_signal(ctx),
+    ];
+    builders.par_iter().map(|build| build()).collect()
 }
 
 /// The figure that shows a rule's evidence.
@@ -322,12 +325,7 @@ fn class_counts(ctx: &Context) -> Figure {
     let (id, title, section) = ("classes", "Labels and predictions per class", Section::Data);
     use crate::rules::class_imbalance::{add_counts, count_total, label_counts};
     let Some(labels) = label_counts(ctx) else {
-        return missing(
-            id,
-            title,
-            section,
-            "record `label_counts` and `pred_counts` in metrics.jsonl",
-        );
+        return missing(id, title, section, "record `label_counts` and `pred_counts` in metrics.jsonl");
     };
     let mut preds = vec![0u64; labels.len()];
     if let Some(series) = ctx.run.metrics.counts.get("pred_counts") {
@@ -337,14 +335,7 @@ fn class_counts(ctx: &Context) -> Figure {
     }
     let as_series = |name: &str, counts: &[u64]| {
         let total = count_total(counts).max(1) as f64;
-        Series {
-            name: name.into(),
-            points: counts
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (i as f64, *c as f64 / total))
-                .collect(),
-        }
+        Series { name: name.into(), points: counts.iter().enumerate().map(|(i, c)| (i as f64, *c as f64 / total)).collect() }
     };
     let mut series = vec![as_series("labels", &labels)];
     if preds.iter().any(|c| *c > 0) {

@@ -32,13 +32,10 @@ pub enum ReportError {
 }
 
 /// Draws every figure of a run.
-pub fn render_figures(
-    ctx: &Context,
-    analysis: &Analysis,
-    files: PlotFiles,
-) -> Result<Vec<DrawnFigure>, ReportError> {
+pub fn render_figures(ctx: &Context, analysis: &Analysis, files: PlotFiles) -> Result<Vec<DrawnFigure>, ReportError> {
+    use rayon::prelude::*;
     figures::all(ctx, analysis)
-        .into_iter()
+        .into_par_iter()
         .map(|f| {
             let (svg, png) = match &f.chart {
                 Some(chart) => {
@@ -50,20 +47,8 @@ pub fn render_figures(
                 }
                 None => (None, None),
             };
-            let rules = crate::rules::all()
-                .iter()
-                .map(|r| r.meta().id)
-                .filter(|rule| figures::figure_for(rule) == Some(f.id))
-                .collect();
-            Ok(DrawnFigure {
-                id: f.id,
-                title: f.title,
-                section: f.section,
-                svg,
-                png,
-                missing: f.missing,
-                rules,
-            })
+            let rules = crate::rules::all().iter().map(|r| r.meta().id).filter(|rule| figures::figure_for(rule) == Some(f.id)).collect();
+            Ok(DrawnFigure { id: f.id, title: f.title, section: f.section, svg, png, missing: f.missing, rules })
         })
         .collect()
 }

@@ -1,8 +1,8 @@
 //! Pieces of advice that several rules give, written once.
 
 use crate::context::Context;
-use postmortem_recorder::{TensorKind, TensorStats};
 use crate::summary::format_number;
+use postmortem_recorder::{TensorKind, TensorStats};
 
 /// "the next learning rates to try, in logarithmic steps", from the run's own.
 pub fn next_learning_rates(ctx: &Context, lower: bool) -> String {

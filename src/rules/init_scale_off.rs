@@ -98,7 +98,7 @@ impl Rule for InitScaleOff {
         }
         if rows.is_empty() {
             return Outcome::Skipped(
-                "needs weights at step 0 with their fan-in: a checkpoint at step 0, or weight and bias lines at step 0 in tensors.jsonl".into(),
+                "needs weights at step 0 with their fan-in: a checkpoint at step 0, or weight lines at step 0 in tensors.jsonl with their `shape` (or with bias lines)".into(),
             );
         }
         let factor = options.get("factor");
@@ -127,26 +127,13 @@ impl Rule for InitScaleOff {
             ),
         )
         .evidence(Evidence::new("product of std / rule over layers", compounded).threshold(format!("within {}x", format_number(factor))).at(0));
-        for (layer, _, expected, _, ratio) in
-            rows.iter().filter(|r| off(r.4) || off(compounded)).take(8)
-        {
-            let inferred = if layer.fans_inferred {
-                " (fan-in inferred from the element counts of the layers)"
-            } else {
-                ""
-            };
+        for (layer, _, expected, _, ratio) in rows.iter().filter(|r| off(r.4) || off(compounded)).take(8) {
+            let inferred = if layer.fans_inferred { " (fan-in inferred from the element counts of the layers)" } else { "" };
             finding = finding.evidence(
-                Evidence::new(
-                    format!(
-                        "{} std / {}{inferred}",
-                        layer.weight,
-                        format_number(*expected)
-                    ),
-                    *ratio,
-                )
-                .threshold(format!("within {}x", format_number(factor)))
-                .at(0)
-                .tensor(&layer.weight),
+                Evidence::new(format!("{} std / {}{inferred}", layer.weight, format_number(*expected)), *ratio)
+                    .threshold(format!("within {}x", format_number(factor)))
+                    .at(0)
+                    .tensor(&layer.weight),
             );
         }
         Outcome::Fired(vec![finding.recommend(

@@ -60,9 +60,7 @@ pub fn find_spikes(points: &[(u64, f64)], factor: f64, min_height: f64, recover_
         let before = trailing[i - 1];
         let v = points[i].1;
         if v > factor * before && v - before > min_height * initial {
-            let recovered = points[i + 1..(i + 1).saturating_add(recover_within).min(n)]
-                .iter()
-                .any(|p| p.1 < 2.0 * before);
+            let recovered = points[i + 1..(i + 1).saturating_add(recover_within).min(n)].iter().any(|p| p.1 < 2.0 * before);
             if recovered {
                 spikes.push((points[i].0, v, before));
                 i = i.saturating_add(recover_within);

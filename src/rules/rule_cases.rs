@@ -174,11 +174,7 @@ fn init_scale_off() {
     let one_off = weights_at(with_layers(2), 0, [5.0 * he, he, lecun]).build();
     assert!(passed(&check(rule, &one_off, &[])));
     assert!(fired(&check(rule, &one_off, &[("factor", 4.9)])));
-    assert!(skipped(&check(
-        rule,
-        &weights_at(with_layers(2), 5, [1.0, 1.0, 1.0]).build(),
-        &[]
-    )));
+    assert!(skipped(&check(rule, &weights_at(with_layers(2), 5, [1.0, 1.0, 1.0]).build(), &[])));
 }
 
 /// Weights 12x the He scale at step 0, recorded in tensors.jsonl with no
@@ -203,53 +199,17 @@ fn init_scale_off_takes_fan_in_from_shapes_or_infers_it() {
     };
     assert!(skipped(&check(rule, &build(run(), false), &[])));
     let from_shapes = findings(check(rule, &build(run(), true), &[]));
-    assert!(
-        from_shapes[0]
-            .evidence
-            .iter()
-            .all(|e| !e.what.contains("inferred")),
-        "{:?}",
-        from_shapes[0].evidence
-    );
+    assert!(from_shapes[0].evidence.iter().all(|e| !e.what.contains("inferred")), "{:?}", from_shapes[0].evidence);
     let inferred = findings(check(rule, &build(with_layers(2), false), &[]));
-    assert!(
-        inferred[0]
-            .evidence
-            .iter()
-            .any(|e| e.what.contains("fc1.weight std") && e.what.contains("inferred")),
-        "{:?}",
-        inferred[0].evidence
-    );
+    assert!(inferred[0].evidence.iter().any(|e| e.what.contains("fc1.weight std") && e.what.contains("inferred")), "{:?}", inferred[0].evidence);
     // The inferred fans are the true ones.
     let run_ = build(with_layers(2), false);
     let ctx = crate::context::Context::new(&run_);
-    let fans: Vec<_> = ctx
-        .weight_layers()
-        .iter()
-        .map(|l| (l.fan_in, l.fan_out, l.fans_inferred))
-        .collect();
-    assert_eq!(
-        fans,
-        [
-            (Some(32), Some(64), true),
-            (Some(64), Some(64), true),
-            (Some(64), Some(10), true)
-        ]
-    );
+    let fans: Vec<_> = ctx.weight_layers().iter().map(|l| (l.fan_in, l.fan_out, l.fans_inferred)).collect();
+    assert_eq!(fans, [(Some(32), Some(64), true), (Some(64), Some(64), true), (Some(64), Some(10), true)]);
     // A shape that disagrees with the line's count is not believed.
-    let lying = run()
-        .tensor_shaped(
-            0,
-            "fc1.weight",
-            TensorKind::Weight,
-            &[u64::MAX, 3],
-            stats(2048, 0.0, 1.0),
-        )
-        .build();
-    assert_eq!(
-        crate::context::Context::new(&lying).weight_layers()[0].fan_in,
-        None
-    );
+    let lying = run().tensor_shaped(0, "fc1.weight", TensorKind::Weight, &[u64::MAX, 3], stats(2048, 0.0, 1.0)).build();
+    assert_eq!(crate::context::Context::new(&lying).weight_layers()[0].fan_in, None);
 }
 
 fn activations(signals: &[f64], batch_std: bool) -> testing::RunBuilder {

@@ -61,16 +61,12 @@ impl Rule for WeightVarianceSkew {
         by_step.retain(|_, layers| layers.len() >= 2);
         if by_step.is_empty() {
             return Outcome::Skipped(
-                "needs the weights of at least two layers with their fan-in: weight shapes from a checkpoint, or weight and bias lines in tensors.jsonl".into(),
+                "needs the weights of at least two layers with their fan-in: weight shapes from a checkpoint, or weight lines in tensors.jsonl with their `shape` (or with bias lines)".into(),
             );
         }
         let limit = options.get("max_ratio");
         let scaled = |weight: &str| {
-            let how = if inferred.contains(weight) {
-                " (fan-in inferred from the element counts of the layers)"
-            } else {
-                ""
-            };
+            let how = if inferred.contains(weight) { " (fan-in inferred from the element counts of the layers)" } else { "" };
             format!("variance x fan_in of {weight}{how}")
         };
         let extremes = |layers: &[(String, f64)]| {

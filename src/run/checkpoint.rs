@@ -52,10 +52,7 @@ impl TensorEntry {
     /// The number of elements; the header's validation guarantees that the
     /// product fits, and it saturates if a header ever slips through.
     pub fn elements(&self) -> usize {
-        self.shape
-            .iter()
-            .try_fold(1usize, |n, &d| n.checked_mul(d))
-            .unwrap_or(usize::MAX)
+        self.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).unwrap_or(usize::MAX)
     }
 
     /// Whether [`Checkpoint::stats`] can read it.
@@ -150,14 +147,9 @@ impl Checkpoint {
         let unit = layout.map_or(element, |l| l.row_bytes);
         let part = (PART_BYTES / unit).max(1) * unit;
         // At least one part, so that an empty tensor still has statistics.
-        let parts: Vec<Range<u64>> = (0..entry.bytes.max(1))
-            .step_by(part as usize)
-            .map(|start| start..(start + part).min(entry.bytes))
-            .collect();
-        let partial: Vec<(StatsAccumulator, Vec<u64>)> = parts
-            .into_par_iter()
-            .map(|range| self.accumulate(entry, range, layout))
-            .collect::<Result<_, _>>()?;
+        let parts: Vec<Range<u64>> = (0..entry.bytes.max(1)).step_by(part as usize).map(|start| start..(start + part).min(entry.bytes)).collect();
+        let partial: Vec<(StatsAccumulator, Vec<u64>)> =
+            parts.into_par_iter().map(|range| self.accumulate(entry, range, layout)).collect::<Result<_, _>>()?;
         let mut acc = StatsAccumulator::new();
         let mut prints = Vec::new();
         for (p, hashes) in partial {
@@ -167,25 +159,15 @@ impl Checkpoint {
         let stats = acc.finish();
         // Constant matrices are all duplicates; the statistics already say so.
         let duplicate_rows = match layout {
-            Some(layout) if stats.std > 0.0 => {
-                Some(self.duplicate_fraction(entry, layout, &prints)?)
-            }
+            Some(layout) if stats.std > 0.0 => Some(self.duplicate_fraction(entry, layout, &prints)?),
             _ => None,
         };
-        Ok(Scan {
-            stats,
-            duplicate_rows,
-        })
+        Ok(Scan { stats, duplicate_rows })
     }
 
     /// The statistics accumulator of a byte range of a tensor's data, and the
     /// fingerprints of the rows it holds (the range starts at a row).
-    fn accumulate(
-        &self,
-        entry: &TensorEntry,
-        range: Range<u64>,
-        rows: Option<RowLayout>,
-    ) -> Result<(StatsAccumulator, Vec<u64>), LoadError> {
+    fn accumulate(&self, entry: &TensorEntry, range: Range<u64>, rows: Option<RowLayout>) -> Result<(StatsAccumulator, Vec<u64>), LoadError> {
         let mut acc = StatsAccumulator::new();
         let mut hasher = rows.map(|l| RowHasher::new(l, range.clone()));
         self.stream(entry, range, |chunk| {
@@ -205,20 +187,11 @@ impl Checkpoint {
 
     /// The fraction of fingerprinted rows equal to an earlier one: rows are
     /// grouped by fingerprint, and within a group compared byte for byte.
-    fn duplicate_fraction(
-        &self,
-        entry: &TensorEntry,
-        layout: RowLayout,
-        prints: &[u64],
-    ) -> Result<f64, LoadError> {
+    fn duplicate_fraction(&self, entry: &TensorEntry, layout: RowLayout, prints: &[u64]) -> Result<f64, LoadError> {
         if prints.len() < 2 {
             return Ok(0.0);
         }
-        let mut order: Vec<(u64, u32)> = prints
-            .iter()
-            .enumerate()
-            .map(|(row, &h)| (h, row as u32))
-            .collect();
+        let mut order: Vec<(u64, u32)> = prints.iter().enumerate().map(|(row, &h)| (h, row as u32)).collect();
         order.sort_unstable();
         let mut repeats = 0usize;
         let mut file = File::open(&self.path).map_err(|e| LoadError::io(&self.path, e))?;
@@ -245,20 +218,11 @@ impl Checkpoint {
     }
 
     /// Whether two rows hold the same bytes, read a chunk at a time.
-    fn rows_equal(
-        &self,
-        file: &mut File,
-        entry: &TensorEntry,
-        layout: RowLayout,
-        a: u32,
-        b: u32,
-    ) -> Result<bool, LoadError> {
+    fn rows_equal(&self, file: &mut File, entry: &TensorEntry, layout: RowLayout, a: u32, b: u32) -> Result<bool, LoadError> {
         let io = |e: std::io::Error| LoadError::Checkpoint {
             path: self.path.clone(),
             tensor: Some(entry.name.clone()),
-            message: format!(
-                "could not read its data ({e}); was the file changed while being read?"
-            ),
+            message: format!("could not read its data ({e}); was the file changed while being read?"),
         };
         let mut left = vec![0u8; CHUNK_BYTES.min(layout.row_bytes as usize)];
         let mut right = left.clone();
@@ -266,10 +230,7 @@ impl Checkpoint {
         while done < layout.row_bytes {
             let n = (layout.row_bytes - done).min(left.len() as u64) as usize;
             for (row, buf) in [(a, &mut left), (b, &mut right)] {
-                file.seek(SeekFrom::Start(
-                    entry.offset + u64::from(row) * layout.row_bytes + done,
-                ))
-                .map_err(io)?;
+                file.seek(SeekFrom::Start(entry.offset + u64::from(row) * layout.row_bytes + done)).map_err(io)?;
                 file.read_exact(&mut buf[..n]).map_err(io)?;
             }
             if left[..n] != right[..n] {
@@ -363,16 +324,10 @@ impl RowLayout {
     /// Rows of a tensor of rank 2 or more with at least two rows.
     fn of(entry: &TensorEntry) -> Option<RowLayout> {
         let rows = *entry.shape.first()? as u64;
-        if entry.shape.len() < 2
-            || rows < 2
-            || entry.bytes == 0
-            || !entry.bytes.is_multiple_of(rows)
-        {
+        if entry.shape.len() < 2 || rows < 2 || entry.bytes == 0 || !entry.bytes.is_multiple_of(rows) {
             return None;
         }
-        Some(RowLayout {
-            row_bytes: entry.bytes / rows,
-        })
+        Some(RowLayout { row_bytes: entry.bytes / rows })
     }
 }
 
@@ -393,13 +348,7 @@ impl RowHasher {
         let first_row = range.start / layout.row_bytes;
         let rows = (range.end - range.start) / layout.row_bytes;
         let rows_left = rows.min(MAX_FINGERPRINTED_ROWS.saturating_sub(first_row));
-        RowHasher {
-            row_bytes: layout.row_bytes as usize,
-            rows_left,
-            partial: None,
-            filled: 0,
-            hashes: Vec::with_capacity(rows_left as usize),
-        }
+        RowHasher { row_bytes: layout.row_bytes as usize, rows_left, partial: None, filled: 0, hashes: Vec::with_capacity(rows_left as usize) }
     }
 
     fn feed(&mut self, mut bytes: &[u8]) {
@@ -415,8 +364,7 @@ impl RowHasher {
                     self.rows_left -= 1;
                 }
             } else if bytes.len() >= self.row_bytes {
-                self.hashes
-                    .push(xxhash_rust::xxh3::xxh3_64(&bytes[..self.row_bytes]));
+                self.hashes.push(xxhash_rust::xxh3::xxh3_64(&bytes[..self.row_bytes]));
                 bytes = &bytes[self.row_bytes..];
                 self.rows_left -= 1;
             } else {
@@ -495,8 +443,7 @@ mod tests {
     /// A checkpoint of one f32 tensor.
     fn write_f32(dir: &Path, shape: &[usize], values: &[f32]) -> Checkpoint {
         let n: usize = values.len() * 4;
-        let header =
-            format!("{{\"w\":{{\"dtype\":\"F32\",\"shape\":{shape:?},\"data_offsets\":[0,{n}]}}}}");
+        let header = format!("{{\"w\":{{\"dtype\":\"F32\",\"shape\":{shape:?},\"data_offsets\":[0,{n}]}}}}");
         let path = dir.join("w.safetensors");
         let mut file = (header.len() as u64).to_le_bytes().to_vec();
         file.extend(header.as_bytes());
@@ -512,10 +459,7 @@ mod tests {
     fn duplicate_rows_across_chunks_and_parts() {
         let dir = tempfile::tempdir().unwrap();
         let value = |i: usize| ((i * 2_654_435_761) % 1_000_003) as f32 / 1_000_003.0 - 0.5;
-        for (rows, width, copies) in [
-            (8usize, 5usize, vec![(1usize, 6usize)]),
-            (60, 150_000, vec![(3, 58), (10, 11), (10, 40)]),
-        ] {
+        for (rows, width, copies) in [(8usize, 5usize, vec![(1usize, 6usize)]), (60, 150_000, vec![(3, 58), (10, 11), (10, 40)])] {
             let mut values: Vec<f32> = (0..rows * width).map(value).collect();
             for &(from, to) in &copies {
                 let row = values[from * width..(from + 1) * width].to_vec();
@@ -524,34 +468,17 @@ mod tests {
             let ckpt = write_f32(dir.path(), &[rows, width], &values);
             let entry = ckpt.tensor("w").unwrap();
             let scan = ckpt.scan(entry, true).unwrap();
-            assert_eq!(
-                scan.duplicate_rows,
-                Some(copies.len() as f64 / rows as f64),
-                "{rows}x{width}"
-            );
+            assert_eq!(scan.duplicate_rows, Some(copies.len() as f64 / rows as f64), "{rows}x{width}");
             let plain = ckpt.scan(entry, false).unwrap();
             assert_eq!(plain.duplicate_rows, None);
-            assert_eq!(
-                (scan.stats.count, scan.stats.min, scan.stats.max),
-                (plain.stats.count, plain.stats.min, plain.stats.max)
-            );
+            assert_eq!((scan.stats.count, scan.stats.min, scan.stats.max), (plain.stats.count, plain.stats.min, plain.stats.max));
             assert!((scan.stats.mean - plain.stats.mean).abs() < 1e-12);
         }
         // A constant matrix is left to the statistics (std = 0), and one row is no matrix.
         let ckpt = write_f32(dir.path(), &[4, 3], &[0.5; 12]);
-        assert_eq!(
-            ckpt.scan(ckpt.tensor("w").unwrap(), true)
-                .unwrap()
-                .duplicate_rows,
-            None
-        );
+        assert_eq!(ckpt.scan(ckpt.tensor("w").unwrap(), true).unwrap().duplicate_rows, None);
         let ckpt = write_f32(dir.path(), &[1, 3], &[0.5, 1.0, 2.0]);
-        assert_eq!(
-            ckpt.scan(ckpt.tensor("w").unwrap(), true)
-                .unwrap()
-                .duplicate_rows,
-            None
-        );
+        assert_eq!(ckpt.scan(ckpt.tensor("w").unwrap(), true).unwrap().duplicate_rows, None);
     }
 
     /// Rows whose fingerprints collide but whose bytes differ are not counted:
@@ -563,9 +490,6 @@ mod tests {
         let entry = ckpt.tensor("w").unwrap();
         let layout = RowLayout::of(entry).unwrap();
         // Every row given the same fingerprint: only row 2 equals row 0.
-        assert_eq!(
-            ckpt.duplicate_fraction(entry, layout, &[7, 7, 7]).unwrap(),
-            1.0 / 3.0
-        );
+        assert_eq!(ckpt.duplicate_fraction(entry, layout, &[7, 7, 7]).unwrap(), 1.0 / 3.0);
     }
 }

@@ -81,21 +81,12 @@ impl MetricsTable {
         MetricsTable::new(frame, sparse, counts)
     }
 
-    fn new(
-        frame: DataFrame,
-        sparse: BTreeMap<String, Vec<(u64, f64)>>,
-        counts: BTreeMap<String, Vec<(u64, Vec<u64>)>>,
-    ) -> Self {
+    fn new(frame: DataFrame, sparse: BTreeMap<String, Vec<(u64, f64)>>, counts: BTreeMap<String, Vec<(u64, Vec<u64>)>>) -> Self {
         let steps = match frame.column(STEP).and_then(|c| c.u64()) {
             Ok(steps) => steps.iter().flatten().collect(),
             Err(_) => Vec::new(),
         };
-        MetricsTable {
-            frame,
-            sparse,
-            counts,
-            steps,
-        }
+        MetricsTable { frame, sparse, counts, steps }
     }
 
     pub fn rows(&self) -> usize {
@@ -136,12 +127,15 @@ impl MetricsTable {
         match self.sparse.get(name) {
             Some(points) => points.iter().for_each(|&(step, v)| add(step, v)),
             None => {
-                let values = self.frame.column(name).ok()?.f64().ok()?;
-                for (&step, value) in self.steps.iter().zip(values.iter()) {
-                    if let Some(v) = value {
-                        add(step, v);
-                    }
+                // Table columns have a value on every row: scan the slice.
+                let values = self.frame.column(name).ok()?.f64().ok()?.cont_slice().ok()?;
+                let first_bad = values.iter().position(|v| !v.is_finite());
+                facts.count = values.len();
+                if let Some(i) = first_bad {
+                    facts.first_nonfinite = Some((self.steps[i], values[i]));
+                    facts.nonfinite = values[i..].iter().filter(|v| !v.is_finite()).count();
                 }
+                facts.last_finite = values.iter().rev().find(|v| v.is_finite()).copied();
             }
         }
         Some(facts)
@@ -229,13 +223,9 @@ impl ColumnValues {
     fn finish(self, name: &str, steps: &[u64]) -> Result<Column, Vec<(u64, f64)>> {
         use polars::prelude::{Float64Chunked, IntoColumn};
         match self {
-            ColumnValues::Dense(values) if values.len() == steps.len() => {
-                Ok(Float64Chunked::from_vec(name.into(), values).into_column())
-            }
+            ColumnValues::Dense(values) if values.len() == steps.len() => Ok(Float64Chunked::from_vec(name.into(), values).into_column()),
             ColumnValues::Dense(values) => Err(steps.iter().copied().zip(values).collect()),
-            ColumnValues::Sparse { rows, values } => {
-                Err(rows.into_iter().map(|row| steps[row]).zip(values).collect())
-            }
+            ColumnValues::Sparse { rows, values } => Err(rows.into_iter().map(|row| steps[row]).zip(values).collect()),
         }
     }
 }
@@ -459,11 +449,7 @@ impl Builder {
             match line.step {
                 Ok(step) => self.add_line(line.number, step, known, others.by_ref()),
                 Err(message) => {
-                    let at = jsonl::Line {
-                        number: line.number,
-                        bytes: &[],
-                        complete: line.complete,
-                    };
+                    let at = jsonl::Line { number: line.number, bytes: &[], complete: line.complete };
                     self.unreadable.skip(path, &at, message, warnings);
                 }
             }
@@ -490,11 +476,7 @@ impl Builder {
         }
     }
 
-    fn finish(
-        mut self,
-        path: &Path,
-        warnings: &mut Vec<Warning>,
-    ) -> Result<MetricsTable, LoadError> {
+    fn finish(mut self, path: &Path, warnings: &mut Vec<Warning>) -> Result<MetricsTable, LoadError> {
         std::mem::take(&mut self.unreadable).finish(path, warnings);
         let warn = |line: Option<usize>, message: String| Warning::new(path, line, message);
         if let Some(&first) = self.stepless.first() {
@@ -594,6 +576,8 @@ pub fn load(path: &Path, warnings: &mut Vec<Warning>) -> Result<MetricsTable, Lo
         );
         current = next?;
         previous = parsed;
+        drop(lines);
+        reader.recycle(block);
         if builder.names.len() != names.len() {
             names = builder.names.clone();
         }

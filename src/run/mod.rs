@@ -51,24 +51,14 @@ impl Run {
         let tensors_file = path.join(TENSORS_FILE);
         let checkpoint_dir = path.join(CHECKPOINT_DIR);
         let present = |p: &Path| p.symlink_metadata().is_ok();
-        if !present(&run_file)
-            && !present(&metrics_file)
-            && !present(&tensors_file)
-            && !present(&checkpoint_dir)
-        {
-            return Err(LoadError::NotARun {
-                path: path.to_path_buf(),
-            });
+        if !present(&run_file) && !present(&metrics_file) && !present(&tensors_file) && !present(&checkpoint_dir) {
+            return Err(LoadError::NotARun { path: path.to_path_buf() });
         }
         let mut warnings = Vec::new();
         let meta = if present(&run_file) {
             load_meta(&run_file, &mut warnings)?
         } else {
-            warnings.push(Warning::unreadable(
-                &run_file,
-                DataSource::Metadata,
-                "missing (every run should have one; see docs/FORMAT.md)",
-            ));
+            warnings.push(Warning::unreadable(&run_file, DataSource::Metadata, "missing (every run should have one; see docs/FORMAT.md)"));
             let mut meta = RunMeta::new(String::new());
             meta.name = None;
             meta
@@ -76,41 +66,19 @@ impl Run {
         // Metrics, tensor statistics and checkpoints: whatever can be read.
         let mut reasons = Vec::new();
         let metrics = if present(&metrics_file) {
-            load_or_warn(
-                &metrics_file,
-                DataSource::Metrics,
-                &mut reasons,
-                &mut warnings,
-                |w| metrics::load(&metrics_file, w),
-            )
+            load_or_warn(&metrics_file, DataSource::Metrics, &mut reasons, &mut warnings, |w| metrics::load(&metrics_file, w))
         } else {
             reasons.push(format!("{METRICS_FILE} is missing"));
-            warnings.push(Warning::unreadable(
-                &metrics_file,
-                DataSource::Metrics,
-                "missing (every run should have one; see docs/FORMAT.md)",
-            ));
+            warnings.push(Warning::unreadable(&metrics_file, DataSource::Metrics, "missing (every run should have one; see docs/FORMAT.md)"));
             None
         };
         let tensors = present(&tensors_file)
-            .then(|| {
-                load_or_warn(
-                    &tensors_file,
-                    DataSource::TensorStats,
-                    &mut reasons,
-                    &mut warnings,
-                    |w| load_tensor_records(&tensors_file, w),
-                )
-            })
+            .then(|| load_or_warn(&tensors_file, DataSource::TensorStats, &mut reasons, &mut warnings, |w| load_tensor_records(&tensors_file, w)))
             .flatten();
-        let (checkpoints, unreadable_checkpoints) =
-            load_checkpoints(&checkpoint_dir, &mut warnings);
+        let (checkpoints, unreadable_checkpoints) = load_checkpoints(&checkpoint_dir, &mut warnings);
         reasons.extend(unreadable_checkpoints);
         if metrics.is_none() && tensors.is_none() && checkpoints.is_empty() {
-            return Err(LoadError::NothingReadable {
-                path: path.to_path_buf(),
-                reasons,
-            });
+            return Err(LoadError::NothingReadable { path: path.to_path_buf(), reasons });
         }
         if meta.status == Some(RunStatus::Running) || meta.status.is_none() {
             warnings.push(Warning::new(
@@ -205,29 +173,17 @@ pub fn load_meta(path: &Path, warnings: &mut Vec<Warning>) -> Result<RunMeta, Lo
         }
     };
     let Some(object) = value.as_object_mut() else {
-        warnings.push(Warning::unreadable(
-            path,
-            DataSource::Metadata,
-            "not a JSON object",
-        ));
+        warnings.push(Warning::unreadable(path, DataSource::Metadata, "not a JSON object"));
         return Ok(unknown);
     };
     match object.get("format") {
         Some(serde_json::Value::String(format)) if format == FORMAT_VERSION => {}
         Some(serde_json::Value::String(format)) => {
-            return Err(LoadError::UnsupportedFormat {
-                path: path.to_path_buf(),
-                found: format.clone(),
-                expected: FORMAT_VERSION,
-            })
+            return Err(LoadError::UnsupportedFormat { path: path.to_path_buf(), found: format.clone(), expected: FORMAT_VERSION })
         }
         found => {
             let found = found.map_or_else(|| "missing".to_string(), |f| f.to_string());
-            warnings.push(Warning::new(
-                path,
-                None,
-                format!("\"format\" is {found}; read as {FORMAT_VERSION}"),
-            ));
+            warnings.push(Warning::new(path, None, format!("\"format\" is {found}; read as {FORMAT_VERSION}")));
             object.insert("format".into(), FORMAT_VERSION.into());
         }
     }
@@ -236,10 +192,7 @@ pub fn load_meta(path: &Path, warnings: &mut Vec<Warning>) -> Result<RunMeta, Lo
     for _ in 0..MAX_FIELDS_DROPPED {
         match serde_path_to_error::deserialize::<_, RunMeta>(&value) {
             Ok(mut meta) => {
-                let classes = meta
-                    .task
-                    .as_mut()
-                    .and_then(|t| t.num_classes.take_if(|c| *c > MAX_CLASSES as u64));
+                let classes = meta.task.as_mut().and_then(|t| t.num_classes.take_if(|c| *c > MAX_CLASSES as u64));
                 if let Some(classes) = classes {
                     warnings.push(Warning::new(
                         path,
@@ -257,22 +210,12 @@ pub fn load_meta(path: &Path, warnings: &mut Vec<Warning>) -> Result<RunMeta, Lo
                     return Ok(unknown);
                 }
                 // serde's word for a value that should name one of an enum's variants.
-                let why = why
-                    .to_string()
-                    .replace("expected string or map", "expected a string");
-                warnings.push(Warning::new(
-                    path,
-                    None,
-                    format!("field \"{field}\" ignored: {why}"),
-                ));
+                let why = why.to_string().replace("expected string or map", "expected a string");
+                warnings.push(Warning::new(path, None, format!("field \"{field}\" ignored: {why}")));
             }
         }
     }
-    warnings.push(Warning::unreadable(
-        path,
-        DataSource::Metadata,
-        format!("more than {MAX_FIELDS_DROPPED} fields do not fit the format"),
-    ));
+    warnings.push(Warning::unreadable(path, DataSource::Metadata, format!("more than {MAX_FIELDS_DROPPED} fields do not fit the format")));
     Ok(unknown)
 }
 
@@ -281,9 +224,7 @@ pub fn load_meta(path: &Path, warnings: &mut Vec<Warning>) -> Result<RunMeta, Lo
 fn drop_field(value: &mut serde_json::Value, path: &str) -> bool {
     let mut steps: Vec<Result<usize, &str>> = Vec::new();
     for part in path.split('.') {
-        let (key, indices) = part
-            .split_once('[')
-            .map_or((part, ""), |(k, rest)| (k, rest));
+        let (key, indices) = part.split_once('[').map_or((part, ""), |(k, rest)| (k, rest));
         if !key.is_empty() {
             steps.push(Err(key));
         }
@@ -322,15 +263,10 @@ fn drop_field(value: &mut serde_json::Value, path: &str) -> bool {
 fn error_text(error: &LoadError, path: &Path) -> String {
     let text = error.to_string();
     let prefix = format!("{}: ", path.display());
-    text.strip_prefix(&prefix)
-        .map(str::to_string)
-        .unwrap_or(text)
+    text.strip_prefix(&prefix).map(str::to_string).unwrap_or(text)
 }
 
-fn load_tensor_records(
-    path: &Path,
-    warnings: &mut Vec<Warning>,
-) -> Result<Vec<TensorRecord>, LoadError> {
+fn load_tensor_records(path: &Path, warnings: &mut Vec<Warning>) -> Result<Vec<TensorRecord>, LoadError> {
     let mut records = Vec::new();
     let line_warnings = jsonl::read_objects(path, |_, object| {
         let value = serde_json::Value::Object(object);
@@ -378,11 +314,7 @@ fn load_checkpoints(folder: &Path, warnings: &mut Vec<Warning>) -> (Vec<Checkpoi
         if parse_checkpoint_file_name(&name).is_some() {
             paths.push(entry.path());
         } else if name.ends_with(".tmp") {
-            warnings.push(Warning::new(
-                entry.path(),
-                None,
-                "a checkpoint that was still being written; ignored",
-            ));
+            warnings.push(Warning::new(entry.path(), None, "a checkpoint that was still being written; ignored"));
         }
     }
     paths.sort();
@@ -392,11 +324,7 @@ fn load_checkpoints(folder: &Path, warnings: &mut Vec<Warning>) -> (Vec<Checkpoi
             Ok(checkpoint) => checkpoints.push(checkpoint),
             Err(e) => {
                 unreadable.push(e.to_string());
-                warnings.push(Warning::unreadable(
-                    &path,
-                    DataSource::Checkpoints,
-                    error_text(&e, &path),
-                ));
+                warnings.push(Warning::unreadable(&path, DataSource::Checkpoints, error_text(&e, &path)));
             }
         }
     }

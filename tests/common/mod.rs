@@ -10,20 +10,9 @@ pub fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         if path.is_symlink() {
             // A link is snapshotted as where it points (it may point nowhere, or at itself).
-            out.push((
-                name,
-                std::fs::read_link(&path)
-                    .unwrap()
-                    .to_string_lossy()
-                    .into_owned()
-                    .into_bytes(),
-            ));
+            out.push((name, std::fs::read_link(&path).unwrap().to_string_lossy().into_owned().into_bytes()));
         } else if path.is_dir() {
-            out.extend(
-                files(&path)
-                    .into_iter()
-                    .map(|(n, b)| (format!("{name}/{n}"), b)),
-            );
+            out.extend(files(&path).into_iter().map(|(n, b)| (format!("{name}/{n}"), b)));
         } else {
             out.push((name, std::fs::read(&path).unwrap()));
         }
