@@ -9,10 +9,6 @@ pub enum LoadError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{}: not a run directory: it has no run.json (see docs/FORMAT.md for what a run holds)", path.display())]
     NotARun { path: PathBuf },
-    #[error("{}: missing; every run needs it (see docs/FORMAT.md)", path.display())]
-    MissingFile { path: PathBuf },
-    #[error("{}:{line}:{column}: {message}", path.display())]
-    Json { path: PathBuf, line: usize, column: usize, message: String },
     #[error("{}: format is {found}; this version of postmortem reads \"{expected}\"", path.display())]
     UnsupportedFormat { path: PathBuf, found: String, expected: &'static str },
     #[error("{}:{line}: {message}", path.display())]

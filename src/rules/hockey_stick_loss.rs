@@ -64,7 +64,8 @@ impl Rule for HockeyStickLoss {
         }
         let n = points.len();
         let (first_step, last_step) = (points[0].0, points[n - 1].0);
-        let early_end = first_step + ((last_step - first_step) as f64 * options.get("early_fraction")).ceil() as u64;
+        // Steps and the option come from files: the sum saturates.
+        let early_end = first_step.saturating_add(((last_step - first_step) as f64 * options.get("early_fraction")).ceil() as u64);
         let k = points.partition_point(|p| p.0 <= early_end).clamp(2, n - 1);
         let initial = points[0].1;
         let early = median(points[k.saturating_sub(2)..(k + 1).min(n)].iter().map(|p| p.1));

@@ -74,7 +74,7 @@ impl Rule for PredictionCollapse {
         };
         // Predictions of an untrained model say nothing: judge the end of the run.
         let last_step = ctx.run.metrics.steps().last().copied().unwrap_or(step);
-        if step * 2 < last_step {
+        if step.saturating_mul(2) < last_step {
             return Outcome::Skipped(format!(
                 "the last predictions recorded are from step {step} of {last_step}; record `pred_counts` (or logits) late in the run"
             ));

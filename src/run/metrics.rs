@@ -274,7 +274,10 @@ struct StepField {
 
 impl Resolver<'_> {
     fn lines(&mut self, lines: &[jsonl::Line<'_>]) -> ResolvedChunk {
-        let mut chunk = ResolvedChunk { lines: Vec::with_capacity(lines.len()), ..Default::default() };
+        // Lines usually carry every known metric: room for them up front, so
+        // the values are not copied over and over as the vector grows.
+        let width = self.names.len().min(64);
+        let mut chunk = ResolvedChunk { lines: Vec::with_capacity(lines.len()), known: Vec::with_capacity(lines.len() * width), ..Default::default() };
         for line in lines {
             let (known_start, other_start) = (chunk.known.len(), chunk.other.len());
             let mut step = StepField::default();
