@@ -209,9 +209,7 @@ pub fn load_meta(path: &Path, warnings: &mut Vec<Warning>) -> Result<RunMeta, Lo
                     warnings.push(Warning::unreadable(path, DataSource::Metadata, why));
                     return Ok(unknown);
                 }
-                // serde's word for a value that should name one of an enum's variants.
-                let why = why.to_string().replace("expected string or map", "expected a string");
-                warnings.push(Warning::new(path, None, format!("field \"{field}\" ignored: {why}")));
+                warnings.push(Warning::new(path, None, format!("field \"{field}\" ignored: {}", in_plain_words(&why))));
             }
         }
     }
@@ -259,6 +257,36 @@ fn drop_field(value: &mut serde_json::Value, path: &str) -> bool {
     }
 }
 
+/// A serde error about a file's field in the words of JSON and the format,
+/// not of Rust types: "expected a non-negative integer", not "expected u64".
+fn in_plain_words(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    let text = text.split(" at line ").next().unwrap_or(&text);
+    let mut plain = text.replace("invalid type: map", "invalid type: an object").replace("invalid type: sequence", "invalid type: an array");
+    for (rust, json) in [
+        ("expected u64", "expected a non-negative integer"),
+        ("expected usize", "expected a non-negative integer"),
+        ("expected f64", "expected a number"),
+        ("expected a sequence", "expected an array"),
+        ("expected string or map", "expected a string"),
+        ("expected a string or map", "expected a string"),
+        ("expected a map", "expected an object"),
+        ("unknown variant", "unknown value"),
+    ] {
+        plain = plain.replace(rust, json);
+    }
+    if let Some(rest) = plain.strip_prefix("expected struct ") {
+        return format!("expected an object ({rest})");
+    }
+    match plain.split_once(", expected struct ") {
+        Some((found, _)) => format!("{found}, expected an object"),
+        None => match plain.strip_prefix("missing field `").and_then(|r| r.strip_suffix('`')) {
+            Some(name) => format!("the field \"{name}\" is missing"),
+            None => plain,
+        },
+    }
+}
+
 /// An error's text without the path the warning already names.
 fn error_text(error: &LoadError, path: &Path) -> String {
     let text = error.to_string();
@@ -272,12 +300,8 @@ fn load_tensor_records(path: &Path, warnings: &mut Vec<Warning>) -> Result<Vec<T
         let value = serde_json::Value::Object(object);
         let record: TensorRecord = serde_path_to_error::deserialize(&value).map_err(|e| {
             let field = e.path().to_string();
-            let why = e.into_inner();
-            if field == "." {
-                why.to_string()
-            } else {
-                format!("\"{field}\": {why}")
-            }
+            let why = in_plain_words(&e.into_inner());
+            if field == "." { why } else { format!("\"{field}\": {why}") }
         })?;
         records.push(record);
         Ok(())
@@ -330,4 +354,20 @@ fn load_checkpoints(folder: &Path, warnings: &mut Vec<Warning>) -> (Vec<Checkpoi
     }
     checkpoints.sort_by_key(|c| c.step);
     (checkpoints, unreadable)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_errors_in_the_words_of_json() {
+        let error = |text: &str| in_plain_words(&serde_json::from_str::<TensorRecord>(text).unwrap_err());
+        let stats = r#""count":1,"mean":0,"std":0,"min":0,"max":0,"abs_mean":0,"l2":0,"zero_frac":0,"nonfinite":0"#;
+        assert_eq!(error(&format!(r#"{{"step":-1,"name":"w","kind":"weight",{stats}}}"#)), "invalid value: integer `-1`, expected a non-negative integer");
+        assert!(error(&format!(r#"{{"step":1,"name":"w","kind":"bias",{stats}}}"#)).starts_with("unknown value `bias`, expected one of `weight`"));
+        assert_eq!(error(&format!(r#"{{"step":1,"kind":"weight",{stats}}}"#)), "the field \"name\" is missing");
+        assert_eq!(error(&format!(r#"{{"step":1,"name":"w","kind":"weight","shape":"3x4",{stats}}}"#)), "invalid type: string \"3x4\", expected an array");
+        assert_eq!(error("[1]"), "invalid type: an array, expected an object");
+    }
 }
