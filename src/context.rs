@@ -250,9 +250,7 @@ impl<'a> Context<'a> {
         match f(checkpoint, entry) {
             Ok(v) => Some(v),
             Err(e) => {
-                if let Ok(mut w) = self.warnings.lock() {
-                    w.push(Warning { lost: Some(DataSource::Checkpoints), ..Warning::new(&checkpoint.path, None, e.to_string()) });
-                }
+                self.warn(Warning { lost: Some(DataSource::Checkpoints), ..Warning::new(&checkpoint.path, None, e.to_string()) });
                 None
             }
         }
@@ -400,7 +398,7 @@ impl<'a> Context<'a> {
             }
             let as_class = |l: f64| (l >= 0.0 && l.fract() == 0.0 && l < classes as f64).then_some(l as usize);
             let Some(labels) = labels.iter().map(|&l| as_class(l)).collect::<Option<Vec<usize>>>() else {
-                self.warn(c, format!("labels: not all are class numbers below {classes}, the width of the logits; passed over"));
+                self.warn(Warning::new(&c.path, None, format!("labels: not all are class numbers below {classes}, the width of the logits; passed over")));
                 return None;
             };
             let preds =
@@ -409,9 +407,10 @@ impl<'a> Context<'a> {
         })
     }
 
-    fn warn(&self, checkpoint: &Checkpoint, message: String) {
+    /// Records a problem met while deriving data.
+    fn warn(&self, warning: Warning) {
         if let Ok(mut w) = self.warnings.lock() {
-            w.push(Warning::new(&checkpoint.path, None, message));
+            w.push(warning);
         }
     }
 }

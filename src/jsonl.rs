@@ -19,7 +19,7 @@ pub fn read_objects(path: &Path, mut each: impl FnMut(usize, Map<String, Value>)
     let mut warnings = read_line_blocks(path, |lines, warnings| {
         for line in lines {
             if let Err(message) = parse_object(line.bytes).and_then(|object| each(line.number, object)) {
-                skipped.skip(path, line, message, warnings);
+                skipped.skip(path, line.number, line.complete, message, warnings);
             }
         }
         Ok(())
@@ -50,18 +50,18 @@ pub struct SkippedLines {
 impl SkippedLines {
     /// Skips a line. A cut-short last line gets a warning of its own: it says
     /// the writer was killed, not that the file is damaged.
-    pub fn skip(&mut self, path: &Path, line: &Line<'_>, reason: String, warnings: &mut Vec<Warning>) {
-        if !line.complete {
+    pub fn skip(&mut self, path: &Path, number: usize, complete: bool, reason: String, warnings: &mut Vec<Warning>) {
+        if !complete {
             warnings.push(Warning::new(
                 path,
-                Some(line.number),
+                Some(number),
                 format!("last line is cut short ({reason}); the run was probably killed while writing it; skipped"),
             ));
             return;
         }
         self.count += 1;
         if self.first.len() < SKIPPED_LINES_SHOWN {
-            self.first.push(line.number);
+            self.first.push(number);
         }
         self.first_reason.get_or_insert(reason);
     }

@@ -195,6 +195,8 @@ impl Checkpoint {
         order.sort_unstable();
         let mut repeats = 0usize;
         let mut file = File::open(&self.path).map_err(|e| LoadError::io(&self.path, e))?;
+        let chunk = CHUNK_BYTES.min(layout.row_bytes as usize);
+        let mut buffers = (vec![0u8; chunk], vec![0u8; chunk]);
         for group in order.chunk_by(|a, b| a.0 == b.0).filter(|g| g.len() > 1) {
             // Distinct rows of the group so far; a fingerprint collision
             // between different rows starts a new one.
@@ -202,7 +204,7 @@ impl Checkpoint {
             for &(_, row) in &group[1..] {
                 let mut repeated = false;
                 for &earlier in &distinct {
-                    if self.rows_equal(&mut file, entry, layout, earlier, row)? {
+                    if self.rows_equal(&mut file, &mut buffers, entry, layout, earlier, row)? {
                         repeated = true;
                         break;
                     }
@@ -217,21 +219,23 @@ impl Checkpoint {
         Ok(repeats as f64 / prints.len() as f64)
     }
 
-    /// Whether two rows hold the same bytes, read a chunk at a time.
-    fn rows_equal(&self, file: &mut File, entry: &TensorEntry, layout: RowLayout, a: u32, b: u32) -> Result<bool, LoadError> {
-        let io = |e: std::io::Error| LoadError::Checkpoint {
-            path: self.path.clone(),
-            tensor: Some(entry.name.clone()),
-            message: format!("could not read its data ({e}); was the file changed while being read?"),
-        };
-        let mut left = vec![0u8; CHUNK_BYTES.min(layout.row_bytes as usize)];
-        let mut right = left.clone();
+    /// Whether two rows hold the same bytes, read a chunk at a time into
+    /// the two buffers.
+    fn rows_equal(
+        &self,
+        file: &mut File,
+        (left, right): &mut (Vec<u8>, Vec<u8>),
+        entry: &TensorEntry,
+        layout: RowLayout,
+        a: u32,
+        b: u32,
+    ) -> Result<bool, LoadError> {
         let mut done = 0u64;
         while done < layout.row_bytes {
             let n = (layout.row_bytes - done).min(left.len() as u64) as usize;
-            for (row, buf) in [(a, &mut left), (b, &mut right)] {
-                file.seek(SeekFrom::Start(entry.offset + u64::from(row) * layout.row_bytes + done)).map_err(io)?;
-                file.read_exact(&mut buf[..n]).map_err(io)?;
+            for (row, buf) in [(a, &mut *left), (b, &mut *right)] {
+                file.seek(SeekFrom::Start(entry.offset + u64::from(row) * layout.row_bytes + done)).map_err(|e| self.data_error(entry, e))?;
+                file.read_exact(&mut buf[..n]).map_err(|e| self.data_error(entry, e))?;
             }
             if left[..n] != right[..n] {
                 return Ok(false);
@@ -288,15 +292,20 @@ impl Checkpoint {
         let buf: &mut [u8] = bytemuck::cast_slice_mut(&mut words);
         while left > 0 {
             let n = left.min(chunk);
-            file.read_exact(&mut buf[..n]).map_err(|e| LoadError::Checkpoint {
-                path: path.clone(),
-                tensor: Some(entry.name.clone()),
-                message: format!("could not read its data ({e}); was the file changed while being read?"),
-            })?;
+            file.read_exact(&mut buf[..n]).map_err(|e| self.data_error(entry, e))?;
             each(&buf[..n]);
             left -= n;
         }
         Ok(())
+    }
+
+    /// A tensor's data that could not be read where its header says it is.
+    fn data_error(&self, entry: &TensorEntry, e: std::io::Error) -> LoadError {
+        LoadError::Checkpoint {
+            path: self.path.clone(),
+            tensor: Some(entry.name.clone()),
+            message: format!("could not read its data ({e}); was the file changed while being read?"),
+        }
     }
 }
 

@@ -451,10 +451,7 @@ impl Builder {
             let mut others = other.by_ref().take(line.other_end - other_start);
             match line.step {
                 Ok(step) => self.add_line(line.number, step, known, others.by_ref()),
-                Err(message) => {
-                    let at = jsonl::Line { number: line.number, bytes: &[], complete: line.complete };
-                    self.unreadable.skip(path, &at, message, warnings);
-                }
+                Err(message) => self.unreadable.skip(path, line.number, line.complete, message, warnings),
             }
             // What a line without a step left unread.
             others.for_each(drop);

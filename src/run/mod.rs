@@ -55,21 +55,14 @@ impl Run {
             return Err(LoadError::NotARun { path: path.to_path_buf() });
         }
         let mut warnings = Vec::new();
-        let meta = if present(&run_file) {
-            load_meta(&run_file, &mut warnings)?
-        } else {
-            warnings.push(Warning::unreadable(&run_file, DataSource::Metadata, "missing (every run should have one; see docs/FORMAT.md)"));
-            let mut meta = RunMeta::new(String::new());
-            meta.name = None;
-            meta
-        };
+        let meta = load_meta(&run_file, &mut warnings)?;
         // Metrics, tensor statistics and checkpoints: whatever can be read.
         let mut reasons = Vec::new();
         let metrics = if present(&metrics_file) {
             load_or_warn(&metrics_file, DataSource::Metrics, &mut reasons, &mut warnings, |w| metrics::load(&metrics_file, w))
         } else {
             reasons.push(format!("{METRICS_FILE} is missing"));
-            warnings.push(Warning::unreadable(&metrics_file, DataSource::Metrics, "missing (every run should have one; see docs/FORMAT.md)"));
+            warnings.push(Warning::unreadable(&metrics_file, DataSource::Metrics, MISSING));
             None
         };
         let tensors = present(&tensors_file)
@@ -148,6 +141,9 @@ fn load_or_warn<T>(
     }
 }
 
+/// Why a file every run should have was not read.
+const MISSING: &str = "missing (every run should have one; see docs/FORMAT.md)";
+
 /// The most fields of `run.json` left out before giving up on the rest.
 const MAX_FIELDS_DROPPED: usize = 64;
 
@@ -156,25 +152,28 @@ const MAX_FIELDS_DROPPED: usize = 64;
 /// that is not JSON at all costs only the metadata. Only a `format` of
 /// another version is an error: its fields may mean something else.
 pub fn load_meta(path: &Path, warnings: &mut Vec<Warning>) -> Result<RunMeta, LoadError> {
-    let mut unknown = RunMeta::new(String::new());
-    unknown.name = None;
+    let unknown = || RunMeta { name: None, ..RunMeta::new(String::new()) };
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            warnings.push(Warning::unreadable(path, DataSource::Metadata, MISSING));
+            return Ok(unknown());
+        }
         Err(e) => {
             warnings.push(Warning::unreadable(path, DataSource::Metadata, e));
-            return Ok(unknown);
+            return Ok(unknown());
         }
     };
     let mut value = match jsonl::parse_value(&bytes) {
         Ok(value) => value,
         Err(why) => {
             warnings.push(Warning::unreadable(path, DataSource::Metadata, why));
-            return Ok(unknown);
+            return Ok(unknown());
         }
     };
     let Some(object) = value.as_object_mut() else {
         warnings.push(Warning::unreadable(path, DataSource::Metadata, "not a JSON object"));
-        return Ok(unknown);
+        return Ok(unknown());
     };
     match object.get("format") {
         Some(serde_json::Value::String(format)) if format == FORMAT_VERSION => {}
@@ -207,14 +206,14 @@ pub fn load_meta(path: &Path, warnings: &mut Vec<Warning>) -> Result<RunMeta, Lo
                 let why = e.into_inner();
                 if field == "." || !drop_field(&mut value, &field) {
                     warnings.push(Warning::unreadable(path, DataSource::Metadata, why));
-                    return Ok(unknown);
+                    return Ok(unknown());
                 }
                 warnings.push(Warning::new(path, None, format!("field \"{field}\" ignored: {}", in_plain_words(&why))));
             }
         }
     }
     warnings.push(Warning::unreadable(path, DataSource::Metadata, format!("more than {MAX_FIELDS_DROPPED} fields do not fit the format")));
-    Ok(unknown)
+    Ok(unknown())
 }
 
 /// Removes the value at a path as serde_path_to_error writes it
