@@ -5,6 +5,7 @@
 use crate::analysis::{analyze_in, Analysis};
 pub use crate::archive::{Audit, AuditRow, Sweep};
 use crate::config::Config;
+use crate::import::{self, ImportOptions, SourceFormat};
 use crate::run::Run;
 use crate::series;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -23,39 +24,22 @@ pub struct Found {
     pub path: PathBuf,
     /// Relative to the archive, `/`-separated.
     pub relative: String,
+    pub format: SourceFormat,
 }
 
-/// Finds every run directory (a folder with `run.json`, not descended into)
-/// and every bare `.safetensors` file outside runs. Symbolic links are not
-/// followed, so links out of the tree and link loops are harmless. Entries
-/// that cannot be read are returned as errors.
+/// Finds every run of every supported format, each once (docs/IMPORT.md):
+/// a run folder is not descended into, so one Hugging Face output folder is
+/// one run and not one per checkpoint, and every bare `.safetensors` file or
+/// log file outside runs is a run. Symbolic links are not followed, so links
+/// out of the tree and link loops are harmless. Entries that cannot be read
+/// are returned as errors.
 pub fn discover(root: &Path) -> (Vec<Found>, Vec<(String, String)>) {
-    let mut found = Vec::new();
-    let mut errors = Vec::new();
     let relative = |p: &Path| {
         p.strip_prefix(root).unwrap_or(p).components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect::<Vec<_>>().join("/")
     };
-    let mut walk = walkdir::WalkDir::new(root).follow_links(false).sort_by_file_name().into_iter();
-    while let Some(entry) = walk.next() {
-        let entry = match entry {
-            Ok(e) => e,
-            Err(e) => {
-                let at = e.path().map(relative).unwrap_or_default();
-                errors.push((at, e.to_string()));
-                continue;
-            }
-        };
-        let path = entry.path();
-        if entry.file_type().is_dir() {
-            if path.join(postmortem_recorder::format::RUN_FILE).is_file() {
-                found.push(Found { path: path.to_path_buf(), relative: relative(path) });
-                walk.skip_current_dir();
-            }
-        } else if entry.file_type().is_file() && path.extension().is_some_and(|e| e == "safetensors") {
-            found.push(Found { path: path.to_path_buf(), relative: relative(path) });
-        }
-    }
-    (found, errors)
+    let import::Discovery { runs, errors } = import::discover(root, usize::MAX);
+    let found = runs.into_iter().map(|(path, format)| Found { relative: relative(&path), path, format }).collect();
+    (found, errors.into_iter().map(|(path, error)| (relative(&path), error)).collect())
 }
 
 /// A file-system-safe folder name for a run's report, unique among `taken`.
@@ -191,7 +175,8 @@ fn unreadable(run: &str, name: &str, error: String, fingerprint: String) -> Audi
 /// Analyzes one run and writes its report; any failure becomes the row's error.
 fn audit_one(found: &Found, folder: &str, print: &str, out: &Path, config: &Config, plot_files: crate::report::PlotFiles) -> AuditRow {
     let attempt = std::panic::catch_unwind(|| -> Result<AuditRow, String> {
-        let run = Run::load(&found.path).map_err(|e| e.to_string())?;
+        let run = import::load(&found.path, &ImportOptions { from: Some(found.format), rename: config.metrics.clone(), ..Default::default() })
+            .map_err(|e| e.to_string())?;
         let ctx = crate::context::Context::new(&run);
         let analysis = analyze_in(&ctx, config);
         let report_dir = out.join("runs").join(folder);

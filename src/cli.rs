@@ -6,7 +6,7 @@ use crate::config::{Config, ConfigError, CONFIG_FILE};
 use crate::error::LoadError;
 use crate::export;
 use crate::rules::{self, doc_section, Severity};
-use crate::run::Run;
+use crate::import::{self, ImportOptions, SourceFormat};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -29,10 +29,16 @@ pub const EXIT_ERROR: u8 = 2;
         docs/FORMAT.md: run.json, metrics.jsonl, and optionally tensors.jsonl and \
         checkpoints/step-NNNNNNNN.safetensors. A bare .safetensors file is analyzed as a run \
         that has only weights.\n\n\
+        The logs other tools write are read as they are (docs/IMPORT.md): a Hugging Face Trainer \
+        output folder or trainer_state.json, a Lightning or Keras CSV log, an MLflow run folder, \
+        or a printed training log. The format is detected; --from names it.\n\n\
         Each rule applies one item of the neural-network debugging checklist (inputs, \
         initialization, loss, activations, gradients, weights). A rule that lacks the data it \
         needs says so and what to record.",
     after_help = "Examples:\n  postmortem analyze runs/mlp-3\n  postmortem analyze runs/mlp-3 --format json > mlp-3.json\n  \
+        postmortem analyze outputs/checkpoint-500          (a Hugging Face Trainer checkpoint)\n  \
+        postmortem analyze lightning_logs/version_3/metrics.csv\n  \
+        postmortem convert training.log --out runs/converted\n  \
         postmortem analyze runs/mlp-3 --ignore untapped-pretrained-weights --set loss-diverging.factor=3\n  \
         postmortem rules\n  postmortem explain dead-relus\n\n\
         Exit codes: 0 nothing at or above --fail-on, 1 findings at or above it, 2 the input could not be analyzed."
@@ -53,6 +59,8 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Write any supported log as a run in postmortem's own format (docs/FORMAT.md).
+    Convert(ConvertArgs),
     /// Show the documentation of one rule: what it checks, why, and its options.
     Explain {
         /// A rule id, as `postmortem rules` lists them.
@@ -60,10 +68,51 @@ pub enum Command {
     },
 }
 
+/// How to read the input: the format and what some formats need.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SourceArgs {
+    /// The format of the input, instead of detecting it.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub from: Option<SourceFormat>,
+    /// For a text log no preset reads: a regular expression with a named
+    /// group `step` and one named group per metric, e.g.
+    /// 'epoch (?P<step>\d+) .* loss (?P<loss>[0-9.]+)'.
+    #[arg(long, value_name = "REGEX")]
+    pub pattern: Option<String>,
+    /// Of a file holding several fits (appended Keras CSVs, a log of several
+    /// trainings), the one to read: 1 is the first; default the last.
+    #[arg(long, value_name = "N")]
+    pub fit: Option<usize>,
+}
+
+impl SourceArgs {
+    fn options(&self, config: &Config) -> ImportOptions {
+        ImportOptions { from: self.from, rename: config.metrics.clone(), pattern: self.pattern.clone(), fit: self.fit }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ConvertArgs {
+    /// A run or log of any supported format (see `analyze --help`).
+    pub source: PathBuf,
+    /// The run directory to write; it must not exist or be empty.
+    #[arg(long, value_name = "RUN_DIR")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub input: SourceArgs,
+    /// A configuration file whose [metrics] table renames metrics.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct AnalyzeArgs {
-    /// A run directory (with run.json) or a .safetensors file.
+    /// A run: a postmortem run directory or .safetensors file, a Hugging Face
+    /// Trainer output folder, checkpoint folder or trainer_state.json, a
+    /// Lightning or Keras CSV, an MLflow run folder, or a training log.
     pub run: PathBuf,
+    #[command(flatten)]
+    pub input: SourceArgs,
     /// Text for a person, or one JSON object for a script (docs/OUTPUT.md).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -90,8 +139,10 @@ pub struct AnalyzeArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct AuditArgs {
-    /// A folder of runs: every folder with a run.json under it, and every
-    /// .safetensors file outside runs. Symbolic links are not followed.
+    /// A folder of runs, of any supported format and mixed: postmortem run
+    /// folders, Hugging Face output folders (one run each, however many
+    /// checkpoints), Lightning version folders, MLflow runs, CSV and text
+    /// logs, and .safetensors files outside runs. Symbolic links are not followed.
     pub archive: PathBuf,
     /// Where to write index.html, summary.csv, summary.json and runs/<run>/.
     #[arg(long, value_name = "DIR")]
@@ -155,6 +206,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Analyze(args) => analyze(&args),
         Command::Audit(args) => audit(&args),
+        Command::Convert(args) => convert(&args),
         Command::Rules { format } => list_rules(format),
         Command::Explain { rule } => explain(&rule),
     };
@@ -187,6 +239,8 @@ enum CliError {
     BadDate(String),
     #[error("--out {}: inside the run directory {}; postmortem never writes into a run", out.display(), run.display())]
     OutInsideRun { out: PathBuf, run: PathBuf },
+    #[error("--out {}: not empty; convert writes a new run directory", .0.display())]
+    OutNotEmpty(PathBuf),
 }
 
 fn load_config(args: &AnalyzeArgs) -> Result<Config, CliError> {
@@ -209,7 +263,7 @@ fn analyze(args: &AnalyzeArgs) -> Result<u8, CliError> {
     if let Some(out) = &args.out {
         refuse_out_inside_run(out, &args.run)?;
     }
-    let run = Run::load(&args.run)?;
+    let run = import::load(&args.run, &args.input.options(&config))?;
     let ctx = crate::context::Context::new(&run);
     let analysis = analysis::analyze_in(&ctx, &config);
     if let Some(out) = &args.out {
@@ -287,6 +341,39 @@ fn audit(args: &AuditArgs) -> Result<u8, CliError> {
     };
     let failed = threshold.is_some_and(|t| result.rows.iter().any(|r| severity(&r.verdict).is_some_and(|s| s >= t)));
     Ok(if failed { EXIT_FINDINGS } else { EXIT_OK })
+}
+
+fn convert(args: &ConvertArgs) -> Result<u8, CliError> {
+    let config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    refuse_out_inside_run(&args.out, &args.source)?;
+    if std::fs::read_dir(&args.out).is_ok_and(|mut entries| entries.next().is_some()) {
+        return Err(CliError::OutNotEmpty(args.out.clone()));
+    }
+    let run = import::load(&args.source, &args.input.options(&config))?;
+    for warning in &run.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let files = export::native::render(&run)?;
+    let io = |path: PathBuf| move |source| CliError::Io { path, source };
+    std::fs::create_dir_all(args.out.join(postmortem_recorder::format::CHECKPOINT_DIR)).map_err(io(args.out.clone()))?;
+    for (name, text) in &files.texts {
+        std::fs::write(args.out.join(name), text).map_err(io(args.out.join(name)))?;
+    }
+    for (from, name) in &files.checkpoints {
+        let to = args.out.join(postmortem_recorder::format::CHECKPOINT_DIR).join(name);
+        std::fs::copy(from, &to).map_err(io(to.clone()))?;
+    }
+    println!(
+        "wrote {}: {} metric rows, {} tensor records, {} checkpoints",
+        args.out.display(),
+        run.metrics.rows(),
+        run.tensors.len(),
+        files.checkpoints.len()
+    );
+    Ok(EXIT_OK)
 }
 
 /// The report goes anywhere but into the run being analyzed.

@@ -7,6 +7,9 @@
 //!
 //! [rules.loss-diverging]
 //! factor = 3.0
+//!
+//! [metrics]
+//! my_total_loss = "loss"
 //! ```
 
 use crate::rules::{self, Severity};
@@ -32,6 +35,10 @@ pub struct Config {
     /// The lowest severity that makes the exit code 1.
     #[serde(default)]
     pub fail_on: Option<Severity>,
+    /// Metric names of an imported log to the format's keys, for names no
+    /// importer can guess: `my_total_loss = "loss"` (docs/IMPORT.md).
+    #[serde(default)]
+    pub metrics: BTreeMap<String, String>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -7,8 +7,14 @@ use std::path::PathBuf;
 pub enum LoadError {
     #[error("{}: {source}", path.display())]
     Io { path: PathBuf, source: std::io::Error },
-    #[error("{}: not a run directory: it has no run.json (see docs/FORMAT.md for what a run holds)", path.display())]
+    #[error("{}: no run found: not a postmortem run (run.json, metrics.jsonl), a Hugging Face Trainer output (trainer_state.json), a Lightning or Keras CSV log, an MLflow run or a training log (docs/IMPORT.md)", path.display())]
     NotARun { path: PathBuf },
+    #[error("{}: {found}; --from names the format (docs/IMPORT.md lists them)", path.display())]
+    UnknownFormat { path: PathBuf, found: String },
+    #[error("{}: holds several runs, so it is an archive: `postmortem audit` reads them all, or name one: {}{}", path.display(), found.join(", "), if *more > 0 { format!(" and {more} more") } else { String::new() })]
+    Ambiguous { path: PathBuf, found: Vec<String>, more: usize },
+    #[error("{}: {message}", path.display())]
+    Import { path: PathBuf, message: String },
     #[error("{}: format is {found}; this version of postmortem reads \"{expected}\"", path.display())]
     UnsupportedFormat { path: PathBuf, found: String, expected: &'static str },
     #[error("{}:{line}: {message}", path.display())]

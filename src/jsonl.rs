@@ -506,7 +506,7 @@ fn kind_of(value: &Value) -> &'static str {
 
 /// Rewrites bare `NaN`, `Infinity` and `-Infinity` outside strings as strings,
 /// which [`number`] reads back as floats. `None` when there is none.
-fn quote_nonfinite_tokens(text: &str) -> Option<String> {
+pub(crate) fn quote_nonfinite_tokens(text: &str) -> Option<String> {
     const TOKENS: [&str; 3] = ["-Infinity", "Infinity", "NaN"];
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len() + 8);
@@ -549,7 +549,7 @@ pub fn number(value: &Value) -> Option<f64> {
 }
 
 /// A number written as text: the non-finite tokens in any case, or a decimal.
-fn text_number(text: &str) -> Option<f64> {
+pub(crate) fn text_number(text: &str) -> Option<f64> {
     let text = text.trim();
     match text.to_ascii_lowercase().as_str() {
         "nan" => Some(f64::NAN),

@@ -11,6 +11,7 @@ pub mod config;
 pub mod context;
 pub mod error;
 pub mod export;
+pub mod import;
 pub mod jsonl;
 pub mod report;
 pub mod rules;

@@ -173,7 +173,7 @@ fn truncated_checkpoint_is_left_out_and_named() {
 #[test]
 fn missing_run_and_missing_metrics() {
     let empty = tempfile::tempdir().unwrap();
-    assert_error(&postmortem(&["analyze", empty.path().to_str().unwrap()]), &["no run.json"]);
+    assert_error(&postmortem(&["analyze", empty.path().to_str().unwrap()]), &["no run found"]);
     // Without metrics the tensor statistics and the checkpoint are still analyzed.
     let dir = broken_copy();
     std::fs::remove_file(dir.path().join("metrics.jsonl")).unwrap();

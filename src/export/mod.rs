@@ -8,6 +8,7 @@ pub mod chart;
 pub mod html;
 pub mod json;
 pub mod markdown;
+pub mod native;
 pub mod text;
 
 use crate::rules::Section;

@@ -11,6 +11,9 @@ declare_rule! {
     /// gradients): a value `spike` times the median of the preceding ones and
     /// above every value of the first steps; a run of increases that
     /// multiplies the norm by `growth`; a norm that becomes NaN or infinite.
+    /// A spike or a growth counts only where the loss feels it: within the
+    /// next five loss values, the loss becomes non-finite or rises above 1.5
+    /// times its median before (or no loss is recorded around it).
     /// Per layer, it checks the ratio of the first to the last layer's
     /// gradient norm (AUTOTRAINER flags more than 70).
     ///
@@ -36,7 +39,10 @@ declare_rule! {
     /// ## Known problems
     /// The first steps of a run often have the largest gradients; a spike or a
     /// growth must also end above all of the first three values to count, so
-    /// a converged run whose tiny gradient returns to normal does not fire. Gradient norms
+    /// a converged run whose tiny gradient returns to normal does not fire.
+    /// Trainers that log the norm every N steps (Hugging Face's
+    /// `logging_steps`) sample single steps, whose norms before clipping
+    /// vary widely; that is why the loss must respond. Gradient norms
     /// logged after clipping hide the explosion: log them before clipping.
     pub struct ExplodingGradients {
         id: "exploding-gradients",
@@ -66,6 +72,22 @@ pub fn global_grad_norm(ctx: &Context) -> Vec<(u64, f64)> {
     per_step.into_iter().map(|(s, v)| (s, v.sqrt())).collect()
 }
 
+/// Whether the loss suffers from a gradient spike at `step`: within the next
+/// five loss values it becomes non-finite or rises above 1.5 times its median
+/// of the ten before. A spike the loss does not feel (one sampled step of a
+/// clipped run, say) is not an explosion. Without a loss around the step,
+/// the spike counts.
+fn loss_responds(loss: &[(u64, f64)], step: u64) -> bool {
+    let split = loss.partition_point(|p| p.0 < step);
+    let before: Vec<f64> = loss[..split].iter().rev().map(|p| p.1).filter(|v| v.is_finite()).take(10).collect();
+    let after = &loss[split..(split + 5).min(loss.len())];
+    if before.is_empty() || after.is_empty() {
+        return true;
+    }
+    let level = median(before.iter().copied());
+    after.iter().any(|p| !p.1.is_finite() || p.1 > 1.5 * level)
+}
+
 impl Rule for ExplodingGradients {
     fn meta(&self) -> RuleMeta {
         Self::META
@@ -92,6 +114,7 @@ impl Rule for ExplodingGradients {
             }
         }
         let finite: Vec<(u64, f64)> = norms.iter().copied().take_while(|(_, v)| v.is_finite()).collect();
+        let loss = ctx.metric("loss");
         let head_max = finite.iter().take(3).map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
         let spike_limit = options.get("spike");
         // trailing[i - 1] is the median of the (up to) 20 norms before i.
@@ -99,7 +122,7 @@ impl Rule for ExplodingGradients {
         for i in 3..finite.len() {
             let before = trailing[i - 1];
             let (step, v) = finite[i];
-            if v > spike_limit * before && v > head_max {
+            if v > spike_limit * before && v > head_max && loss_responds(&loss, step) {
                 findings.push(
                     Finding::new(Self::META.id, Severity::Error, format!("the gradient norm spikes to {} at step {step}", format_number(v)))
                         .evidence(Evidence::new("gradient norm / median of the 20 before", v / before).threshold(format!("< {}", format_number(spike_limit))).at(step))
@@ -116,7 +139,7 @@ impl Rule for ExplodingGradients {
                 continue;
             }
             let factor = finite[i].1 / finite[start].1.max(f64::MIN_POSITIVE);
-            if factor >= growth_limit && finite[i].1 > head_max {
+            if factor >= growth_limit && finite[i].1 > head_max && loss_responds(&loss, finite[i].0) {
                 findings.push(
                     Finding::new(
                         Self::META.id,

@@ -9,8 +9,9 @@ declare_rule! {
     /// Checks whether the validation loss rises while the training loss keeps
     /// falling: `val_loss` at the end (the median of its last three values)
     /// is at least `rise` above its minimum (taken over medians of three
-    /// neighbouring values), and the training loss at the end is below its
-    /// value at that minimum.
+    /// neighbouring values), the rise is at least `of_descent` of what the
+    /// validation loss fell from its first value to that minimum, and the
+    /// training loss at the end is below its value at that minimum.
     ///
     /// ## Why it matters
     /// The model is memorizing the training set instead of learning what
@@ -25,6 +26,11 @@ declare_rule! {
     /// ## Options
     /// - `rise` (default 0.1): the relative rise of the validation loss over
     ///   its minimum.
+    /// - `of_descent` (default 0.15): the rise as a share of the validation
+    ///   loss's fall before its minimum. A loss that fell from 0.11 to 0.008
+    ///   and wobbles back to 0.010 has risen 25% over its minimum but given
+    ///   back 2% of what it learned: noise of a small validation set, not
+    ///   overfitting.
     ///
     /// ## Known problems
     /// Needs at least 5 validation points. A small validation set (a few
@@ -35,7 +41,10 @@ declare_rule! {
         checklist: "Overfitting (beyond the checklist)",
         section: Loss,
         needs: [Metrics],
-        options: [rise: 0.1 => "relative rise of the validation loss over its minimum"],
+        options: [
+            rise: 0.1 => "relative rise of the validation loss over its minimum",
+            of_descent: 0.15 => "rise as a share of the validation loss's fall to its minimum",
+        ],
     }
 }
 
@@ -62,7 +71,10 @@ impl Rule for Overfitting {
         let train_at = |step: u64| train.iter().rev().find(|p| p.0 <= step).map(|p| p.1);
         let (best_step, last_step) = (val[best].0, val[val.len() - 1].0);
         let train_fell = matches!((train_at(best_step), train_at(last_step)), (Some(a), Some(b)) if b < a);
-        if rise < limit || !train_fell {
+        // What the validation loss gave back, against what it had gained.
+        let first = smooth[0];
+        let given_back = (end - low) / (first - low).max(f64::MIN_POSITIVE);
+        if rise < limit || !train_fell || given_back < options.get("of_descent") {
             return Outcome::Passed(format!("the validation loss ends {} above its minimum", percent(rise.max(0.0))));
         }
         Outcome::Fired(vec![Finding::new(
@@ -76,6 +88,7 @@ impl Rule for Overfitting {
         )
         .evidence(Evidence::new("validation loss rise over its minimum", rise).threshold(format!("< {}", format_number(limit))).at(last_step))
         .evidence(Evidence::new("lowest validation loss", low).at(best_step))
+        .evidence(Evidence::new("rise / fall before the minimum", given_back).threshold(format!("< {}", format_number(options.get("of_descent")))))
         .recommend(format!(
             "stop at step {best_step} (early stopping), add regularization (dropout, weight decay, augmentation), or get more data"
         ))])

@@ -52,29 +52,38 @@ impl MetricsTable {
     /// A table from in-memory series (for writers and tests): every series is
     /// `(step, value)` points; steps are merged and sorted.
     pub fn from_series(series: &[(&str, Vec<(u64, f64)>)], counts: BTreeMap<String, Vec<(u64, Vec<u64>)>>) -> Self {
+        Self::from_owned_series(series.iter().map(|(name, points)| (name.to_string(), points.clone())).collect(), counts)
+    }
+
+    /// Like [`MetricsTable::from_series`], taking the series: points are
+    /// put in step order, and of two at the same step the later one is kept.
+    /// A series with a value at every step becomes a column of the frame,
+    /// the others stay points (no column is allocated for them).
+    pub fn from_owned_series(mut series: Vec<(String, Vec<(u64, f64)>)>, counts: BTreeMap<String, Vec<(u64, Vec<u64>)>>) -> Self {
+        for (_, points) in &mut series {
+            points.sort_by_key(|p| p.0);
+            // The later of two points at one step wins: keep the last of each run.
+            let mut kept: Vec<(u64, f64)> = Vec::with_capacity(points.len());
+            for &(step, value) in points.iter() {
+                match kept.last_mut() {
+                    Some(last) if last.0 == step => last.1 = value,
+                    _ => kept.push((step, value)),
+                }
+            }
+            *points = kept;
+        }
         let mut steps: Vec<u64> = series.iter().flat_map(|(_, p)| p.iter().map(|(s, _)| *s)).collect();
         steps.extend(counts.values().flat_map(|c| c.iter().map(|(s, _)| *s)));
         steps.sort_unstable();
         steps.dedup();
         let mut columns = vec![Column::new(STEP.into(), steps.clone())];
         let mut sparse = BTreeMap::new();
-        let mut named: Vec<&(&str, Vec<(u64, f64)>)> = series.iter().collect();
-        named.sort_by_key(|(name, _)| *name);
-        for (name, points) in named {
-            let mut values = vec![f64::NAN; steps.len()];
-            let mut filled = 0;
-            for (step, v) in points {
-                if let Ok(i) = steps.binary_search(step) {
-                    values[i] = *v;
-                    filled += 1;
-                }
-            }
-            if filled == steps.len() {
-                columns.push(Column::new((*name).into(), values));
+        series.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, points) in series {
+            if points.len() == steps.len() {
+                columns.push(Column::new(name.as_str().into(), points.into_iter().map(|(_, v)| v).collect::<Vec<f64>>()));
             } else {
-                let mut points = points.clone();
-                points.sort_by_key(|p| p.0);
-                sparse.insert(name.to_string(), points);
+                sparse.insert(name, points);
             }
         }
         let frame = DataFrame::new(steps.len(), columns).unwrap_or_default();

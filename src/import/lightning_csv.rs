@@ -1,0 +1,86 @@
+//! Lightning's `CSVLogger`: `lightning_logs/version_N/metrics.csv`, with
+//! `hparams.yaml` beside it. Rows are sparse: step rows (`train_loss_step`)
+//! and epoch or validation rows (`train_loss_epoch`, `val_loss`) interleave,
+//! each with the cells of the others empty; every row has the global `step`.
+
+use super::{metrics_run, name_of, read_csv, standard_names, ImportOptions, Points, SourceFormat};
+use crate::error::{LoadError, Warning};
+use crate::run::Run;
+use postmortem_recorder::{Framework, Hyperparameters, RunMeta};
+use std::path::Path;
+
+/// The file Lightning writes.
+pub const METRICS_CSV: &str = "metrics.csv";
+const HPARAMS_FILE: &str = "hparams.yaml";
+
+pub fn load(path: &Path, _options: &ImportOptions) -> Result<Run, LoadError> {
+    let (file, dir) = if path.is_dir() { (path.join(METRICS_CSV), path.to_path_buf()) } else { (path.to_path_buf(), path.parent().unwrap_or(Path::new(".")).to_path_buf()) };
+    let csv = read_csv(&file)?;
+    let mut warnings = Vec::new();
+    csv.warn(&file, &mut warnings);
+    let Some(step_column) = csv.header.iter().position(|h| h == "step") else {
+        return Err(LoadError::Import { path: file, message: "no \"step\" column: not a Lightning CSVLogger file (--from keras-csv reads per-epoch CSVs)".into() });
+    };
+    let names = standard_names(csv.header.iter().enumerate().filter(|(i, _)| *i != step_column).map(|(_, h)| h.as_str()));
+    let targets: Vec<Option<&String>> = csv.header.iter().enumerate().map(|(i, h)| if i == step_column { None } else { names.get(h) }).collect();
+    let mut points = Points::default();
+    let mut no_step = 0;
+    for (_, values) in &csv.rows {
+        let Some(step) = values[step_column].and_then(super::whole) else {
+            no_step += 1;
+            continue;
+        };
+        points.entry(step);
+        for (value, target) in values.iter().zip(&targets) {
+            if let (Some(value), Some(target)) = (value, target) {
+                points.push(target, step, *value);
+            }
+        }
+    }
+    if no_step > 0 {
+        warnings.push(Warning::new(&file, None, format!("{no_step} row(s) without a step were left out")));
+    }
+    let mut meta = RunMeta::new(run_name(&dir, &file));
+    meta.framework = Some(Framework { name: Some("lightning".into()), ..Default::default() });
+    read_hparams(&dir.join(HPARAMS_FILE), &mut meta, &mut warnings);
+    metrics_run(&file, SourceFormat::LightningCsv, meta, points, warnings)
+}
+
+/// `version_N` alone says little: the folder above names the experiment.
+fn run_name(dir: &Path, file: &Path) -> String {
+    let own = name_of(dir);
+    match dir.parent().map(name_of) {
+        Some(parent) if own.starts_with("version_") && !parent.is_empty() => format!("{parent}/{own}"),
+        _ if own.is_empty() => name_of(file),
+        _ => own,
+    }
+}
+
+/// Learning rate, batch size and epochs from `hparams.yaml`, where the
+/// model's `save_hyperparameters()` wrote them under common names.
+fn read_hparams(path: &Path, meta: &mut RunMeta, warnings: &mut Vec<Warning>) {
+    let Ok(text) = std::fs::read_to_string(path) else { return };
+    let docs = match yaml_rust2::YamlLoader::load_from_str(&text) {
+        Ok(docs) => docs,
+        Err(e) => {
+            warnings.push(Warning::new(path, None, format!("not read: {e}")));
+            return;
+        }
+    };
+    let Some(yaml_rust2::Yaml::Hash(map)) = docs.into_iter().next() else { return };
+    let mut hyper = Hyperparameters::default();
+    for (key, value) in map {
+        let (Some(key), Some(number)) = (key.as_str(), value.as_f64().or_else(|| value.as_i64().map(|v| v as f64))) else { continue };
+        match key {
+            "lr" | "learning_rate" => hyper.learning_rate = Some(number),
+            "batch_size" => hyper.batch_size = super::whole(number),
+            "weight_decay" => hyper.weight_decay = Some(number),
+            "dropout" => hyper.dropout = Some(number),
+            "max_epochs" | "epochs" => hyper.epochs = super::whole(number),
+            _ => {
+                hyper.extra.insert(key.to_string(), number.into());
+            }
+        }
+    }
+    meta.hyperparameters = Some(hyper);
+}

@@ -1,0 +1,539 @@
+//! The logs other tools write, read into the same in-memory [`Run`] as the
+//! native loader builds, so that rules, reports and audits never care where a
+//! run came from. One file per format; docs/IMPORT.md says what each reads,
+//! how names map and what is lost.
+//!
+//! Nothing here writes, and nothing is unpickled: files that only a pickle
+//! loader could read are named in a warning and left alone.
+
+pub mod hf_trainer;
+pub mod keras_csv;
+pub mod lightning_csv;
+pub mod mlflow;
+pub mod text_log;
+
+use crate::error::{LoadError, Warning};
+use crate::run::metrics::MetricsTable;
+use crate::run::Run;
+use postmortem_recorder::format::{CHECKPOINT_DIR, METRICS_FILE, RUN_FILE, TENSORS_FILE};
+use postmortem_recorder::{Framework, RunMeta};
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// The formats postmortem reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceFormat {
+    /// postmortem's own run format (docs/FORMAT.md).
+    Native,
+    /// A Hugging Face `Trainer` output folder, `checkpoint-N/` folder or `trainer_state.json`.
+    HfTrainer,
+    /// Lightning's `CSVLogger` (`metrics.csv`, with `hparams.yaml` beside it).
+    LightningCsv,
+    /// Keras' `CSVLogger`, or a `History` exported as CSV.
+    KerasCsv,
+    /// An MLflow file-store run folder (`meta.yaml`, `metrics/`, `params/`, `tags/`).
+    Mlflow,
+    /// A training script's printed log (nanoGPT, llm.c, Keras progress lines, `key=value` lines).
+    TextLog,
+}
+
+impl SourceFormat {
+    /// The name `--from` takes.
+    pub fn id(self) -> &'static str {
+        match self {
+            SourceFormat::Native => "native",
+            SourceFormat::HfTrainer => "hf-trainer",
+            SourceFormat::LightningCsv => "lightning-csv",
+            SourceFormat::KerasCsv => "keras-csv",
+            SourceFormat::Mlflow => "mlflow",
+            SourceFormat::TextLog => "text-log",
+        }
+    }
+
+    /// The tool, in a user's words.
+    pub fn tool(self) -> &'static str {
+        match self {
+            SourceFormat::Native => "postmortem",
+            SourceFormat::HfTrainer => "Hugging Face Trainer",
+            SourceFormat::LightningCsv => "Lightning CSVLogger",
+            SourceFormat::KerasCsv => "Keras CSVLogger",
+            SourceFormat::Mlflow => "MLflow",
+            SourceFormat::TextLog => "text log",
+        }
+    }
+}
+
+/// How to read a path.
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// The format, instead of detecting it.
+    pub from: Option<SourceFormat>,
+    /// Metric names nobody can guess, to the format's keys (`my_total_loss = "loss"`).
+    pub rename: BTreeMap<String, String>,
+    /// A regular expression for text logs whose lines no preset reads: a
+    /// named group `step` and one group per metric (`(?P<loss>...)`).
+    pub pattern: Option<String>,
+    /// Which fit of a file holding several (1 = the first); the last by default.
+    pub fit: Option<usize>,
+}
+
+/// Loads a run of any supported format: the native loader for native runs,
+/// the matching importer for the rest.
+pub fn load(path: &Path, options: &ImportOptions) -> Result<Run, LoadError> {
+    let (format, at) = match options.from {
+        Some(format) => (format, path.to_path_buf()),
+        // A pattern is for text logs that no preset recognizes.
+        None if options.pattern.is_some() && path.is_file() => (SourceFormat::TextLog, path.to_path_buf()),
+        None => detect(path)?,
+    };
+    let single_fit = !matches!(format, SourceFormat::KerasCsv | SourceFormat::TextLog);
+    if let Some(n) = options.fit.filter(|&n| single_fit && n != 1) {
+        return Err(LoadError::Import { path: at, message: format!("--fit {n}: a {} run holds 1 fit", format.tool()) });
+    }
+    let mut run = match format {
+        SourceFormat::Native => Run::load(&at)?,
+        SourceFormat::HfTrainer => hf_trainer::load(&at, options)?,
+        SourceFormat::LightningCsv => lightning_csv::load(&at, options)?,
+        SourceFormat::KerasCsv => keras_csv::load(&at, options)?,
+        SourceFormat::Mlflow => mlflow::load(&at, options)?,
+        SourceFormat::TextLog => text_log::load(&at, options)?,
+    };
+    if !options.rename.is_empty() {
+        run.metrics = rename_metrics(&run.metrics, &options.rename);
+    }
+    Ok(run)
+}
+
+/// The bytes of a file read to tell formats apart.
+const SNIFF_BYTES: u64 = 64 * 1024;
+
+/// Reads the first bytes of a file, for detection.
+fn sniff(path: &Path) -> Option<String> {
+    let mut buffer = Vec::new();
+    std::fs::File::open(path).ok()?.take(SNIFF_BYTES).read_to_end(&mut buffer).ok()?;
+    Some(String::from_utf8_lossy(&buffer).into_owned())
+}
+
+/// Which format a path holds, and the path to read it at (a folder holding
+/// one run elsewhere than at its top gives that run's path).
+pub fn detect(path: &Path) -> Result<(SourceFormat, PathBuf), LoadError> {
+    let info = std::fs::metadata(path).map_err(|e| LoadError::io(path, e))?;
+    if info.is_file() {
+        return detect_file(path).map(|f| (f, path.to_path_buf())).ok_or_else(|| LoadError::UnknownFormat {
+            path: path.to_path_buf(),
+            found: "a file no importer recognizes".into(),
+        });
+    }
+    if let Some(format) = run_folder_format(path) {
+        return Ok((format, path.to_path_buf()));
+    }
+    // A folder that holds runs further down: one is read, several are an
+    // archive. Failing that, any file of the folder that reads as a log,
+    // whatever its name.
+    let mut found = discover(path, MAX_DETECT_DEPTH).runs;
+    if found.is_empty() {
+        found = top_files(path).filter_map(|p| Some((p.clone(), detect_file(&p)?))).collect();
+    }
+    match found.as_slice() {
+        [(at, format)] => Ok((*format, at.clone())),
+        [] => Err(LoadError::NotARun { path: path.to_path_buf() }),
+        several => Err(LoadError::Ambiguous {
+            path: path.to_path_buf(),
+            found: several.iter().take(10).map(|(p, f)| format!("{} ({})", p.display(), f.id())).collect(),
+            more: several.len().saturating_sub(10),
+        }),
+    }
+}
+
+/// The regular files directly in a folder (at most 64), in name order.
+fn top_files(dir: &Path) -> impl Iterator<Item = PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.path())
+        .take(64)
+        .collect();
+    files.sort();
+    files.into_iter()
+}
+
+/// How deep `analyze` looks for one run inside a folder that is not one.
+const MAX_DETECT_DEPTH: usize = 4;
+
+/// The format of a folder that is one run, from the names in it.
+pub fn run_folder_format(dir: &Path) -> Option<SourceFormat> {
+    let has = |name: &str| dir.join(name).symlink_metadata().is_ok();
+    if has(RUN_FILE) || has(METRICS_FILE) || has(TENSORS_FILE) || has(CHECKPOINT_DIR) {
+        return Some(SourceFormat::Native);
+    }
+    if has(hf_trainer::STATE_FILE) || !hf_trainer::checkpoint_dirs(dir).is_empty() {
+        return Some(SourceFormat::HfTrainer);
+    }
+    if mlflow::is_run_dir(dir) {
+        return Some(SourceFormat::Mlflow);
+    }
+    let metrics_csv = dir.join(lightning_csv::METRICS_CSV);
+    if metrics_csv.is_file() {
+        return detect_file(&metrics_csv);
+    }
+    None
+}
+
+/// The format of a file, from its name and first bytes.
+pub fn detect_file(path: &Path) -> Option<SourceFormat> {
+    let name = path.file_name()?.to_string_lossy().to_ascii_lowercase();
+    if name.ends_with(".safetensors") || name == RUN_FILE || name == METRICS_FILE {
+        return Some(SourceFormat::Native);
+    }
+    if name == hf_trainer::STATE_FILE {
+        return Some(SourceFormat::HfTrainer);
+    }
+    if name == "meta.yaml" {
+        return None;
+    }
+    let head = sniff(path)?;
+    let trimmed = head.trim_start_matches('\u{feff}').trim_start();
+    if trimmed.starts_with('{') {
+        return trimmed.contains("\"log_history\"").then_some(SourceFormat::HfTrainer);
+    }
+    if let Some(header) = csv_header(trimmed) {
+        return Some(if header.iter().any(|c| c == "step") { SourceFormat::LightningCsv } else { SourceFormat::KerasCsv });
+    }
+    text_log::looks_like_a_log(&head).then_some(SourceFormat::TextLog)
+}
+
+/// The columns of a CSV header line naming a loss or an epoch, if the text starts with one.
+fn csv_header(text: &str) -> Option<Vec<String>> {
+    let line = text.lines().next()?.trim_end_matches('\r');
+    if !line.contains(',') {
+        return None;
+    }
+    let columns: Vec<String> = line.split(',').map(|c| c.trim().trim_matches('"').to_string()).collect();
+    let named = columns.iter().all(|c| c.parse::<f64>().is_err());
+    let training = columns.iter().any(|c| c.contains("loss") || c == "epoch" || c.contains("acc"));
+    (named && training).then_some(columns)
+}
+
+/// Every run under `root`, each once: a run folder of any format is not
+/// descended into (one HF output folder is one run, not one per
+/// `checkpoint-N`), and log files outside run folders are runs of their own.
+/// Symbolic links are not followed. Entries that cannot be read are returned
+/// as `(path, error)`.
+pub fn discover(root: &Path, max_depth: usize) -> Discovery {
+    let mut found = Vec::new();
+    let mut errors = Vec::new();
+    let mut walk = walkdir::WalkDir::new(root).follow_links(false).max_depth(max_depth).sort_by_file_name().into_iter();
+    while let Some(entry) = walk.next() {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                errors.push((e.path().map(Path::to_path_buf).unwrap_or_default(), e.to_string()));
+                continue;
+            }
+        };
+        let path = entry.path();
+        if entry.file_type().is_dir() {
+            if let Some(format) = run_folder_format(path) {
+                found.push((path.to_path_buf(), format));
+                walk.skip_current_dir();
+            }
+        } else if entry.file_type().is_file() && is_log_file_name(path) {
+            if let Some(format) = detect_file(path) {
+                found.push((path.to_path_buf(), format));
+            }
+        }
+    }
+    Discovery { runs: found, errors }
+}
+
+/// What [`discover`] found.
+#[derive(Debug, Default)]
+pub struct Discovery {
+    pub runs: Vec<(PathBuf, SourceFormat)>,
+    /// Entries that could not be read, and why.
+    pub errors: Vec<(PathBuf, String)>,
+}
+
+/// Names a log of some format may have; other files are not opened while
+/// looking for runs.
+fn is_log_file_name(path: &Path) -> bool {
+    let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    let extension = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
+    matches!(extension, "safetensors" | "csv" | "log" | "txt" | "out") || name == hf_trainer::STATE_FILE
+}
+
+/// The format's key for a metric name the tools share (Lightning, Keras,
+/// MLflow): given every name a source has, the one chosen for each key of
+/// docs/FORMAT.md. Names not chosen keep their own, unless that is a key
+/// already taken, which gets `_raw` added.
+pub fn standard_names<'a>(names: impl IntoIterator<Item = &'a str>) -> BTreeMap<String, String> {
+    const CANDIDATES: &[(&str, &[&str])] = &[
+        ("loss", &["train_loss_step", "train_loss", "loss", "train/loss", "training_loss"]),
+        ("accuracy", &["train_acc_step", "train_accuracy_step", "train_acc", "train_accuracy", "acc_step", "accuracy", "acc"]),
+        ("val_loss", &["val_loss", "val/loss", "valid_loss", "validation_loss", "val_loss_epoch", "eval_loss"]),
+        ("val_accuracy", &["val_acc", "val_accuracy", "val/acc", "val/accuracy", "valid_acc", "val_acc_epoch", "eval_accuracy"]),
+        ("lr", &["lr", "learning_rate", "lr-adam", "lr-adamw", "lr-sgd"]),
+        ("grad_norm", &["grad_norm", "gradient_norm", "grad_2.0_norm_total"]),
+        ("epoch", &["epoch"]),
+    ];
+    let names: Vec<&str> = names.into_iter().collect();
+    let mut mapping = BTreeMap::new();
+    let mut taken = std::collections::BTreeSet::new();
+    for (key, candidates) in CANDIDATES {
+        let chosen = candidates
+            .iter()
+            .find_map(|c| names.iter().find(|n| n.eq_ignore_ascii_case(c)))
+            // Lightning's LearningRateMonitor names a column after the optimizer.
+            .or_else(|| (*key == "lr").then(|| names.iter().find(|n| n.to_ascii_lowercase().starts_with("lr-"))).flatten());
+        if let Some(name) = chosen {
+            mapping.insert(name.to_string(), key.to_string());
+            taken.insert(*key);
+        }
+    }
+    for name in names {
+        if !mapping.contains_key(name) {
+            let own = if taken.contains(name) { format!("{name}_raw") } else { name.to_string() };
+            mapping.insert(name.to_string(), own);
+        }
+    }
+    mapping
+}
+
+/// The metrics with some names replaced (`[metrics]` of postmortem.toml).
+fn rename_metrics(table: &MetricsTable, rename: &BTreeMap<String, String>) -> MetricsTable {
+    let names = table.names();
+    let series: Vec<(String, Vec<(u64, f64)>)> = names
+        .iter()
+        .filter_map(|name| {
+            let points = table.series(name)?;
+            let target = rename.get(name).cloned().unwrap_or_else(|| name.clone());
+            Some((target, points))
+        })
+        .collect();
+    // A renamed metric replaces one of the same name.
+    let mut chosen: BTreeMap<String, Vec<(u64, f64)>> = BTreeMap::new();
+    for (name, points) in series {
+        let renamed = rename.values().any(|t| *t == name);
+        if renamed && names.contains(&name) && !rename.contains_key(&name) {
+            continue;
+        }
+        chosen.insert(name, points);
+    }
+    MetricsTable::from_owned_series(chosen.into_iter().collect(), table.counts.clone())
+}
+
+/// A non-negative whole number as a step or count (`12.0` is 12).
+pub(crate) fn whole(value: f64) -> Option<u64> {
+    (value >= 0.0 && value.fract() == 0.0 && value < u64::MAX as f64).then_some(value as u64)
+}
+
+/// The most distinct metric names an import keeps, as the native loader does.
+const MAX_METRICS: usize = 4096;
+
+/// Metric points as an importer reads them, turned into the run's table at the
+/// end. Steps that go back follow the format's resume rule: the points logged
+/// from that step on before are superseded.
+#[derive(Debug, Default)]
+pub(crate) struct Points {
+    names: HashMap<String, usize>,
+    series: Vec<(String, Vec<(u64, f64)>)>,
+    dropped_names: usize,
+    /// The highest step of an entry so far.
+    last_step: Option<u64>,
+    /// Steps where the log went back, in order.
+    pub restarts: Vec<u64>,
+    pub entries: usize,
+}
+
+impl Points {
+    /// Starts an entry at `step`; a step below an earlier one is a resume.
+    pub fn entry(&mut self, step: u64) {
+        self.entries += 1;
+        if self.last_step.is_some_and(|last| step < last) {
+            for (_, points) in &mut self.series {
+                let keep = points.iter().position(|(s, _)| *s >= step).unwrap_or(points.len());
+                points.truncate(keep);
+            }
+            self.restarts.push(step);
+        }
+        self.last_step = Some(self.last_step.map_or(step, |last| if step < last { step } else { last.max(step) }));
+    }
+
+    pub fn push(&mut self, name: &str, step: u64, value: f64) {
+        let index = match self.names.get(name) {
+            Some(&i) => i,
+            None if self.names.len() >= MAX_METRICS => {
+                self.dropped_names += 1;
+                return;
+            }
+            None => {
+                self.names.insert(name.to_string(), self.series.len());
+                self.series.push((name.to_string(), Vec::new()));
+                self.series.len() - 1
+            }
+        };
+        self.series[index].1.push((step, value));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.series.iter().all(|(_, p)| p.is_empty())
+    }
+
+    /// The highest step of an entry so far.
+    pub fn last_step(&self) -> Option<u64> {
+        self.last_step
+    }
+
+    /// The names seen so far.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.series.iter().map(|(n, _)| n.as_str())
+    }
+
+    /// Renames series; names not in `mapping` stay.
+    pub fn rename(&mut self, mapping: &BTreeMap<String, String>) {
+        for (name, _) in &mut self.series {
+            if let Some(target) = mapping.get(name.as_str()) {
+                name.clone_from(target);
+            }
+        }
+        self.names = self.series.iter().enumerate().map(|(i, (n, _))| (n.clone(), i)).collect();
+    }
+
+    /// The table, and warnings for what was left out or superseded.
+    pub fn finish(self, file: &Path, warnings: &mut Vec<Warning>) -> MetricsTable {
+        if self.dropped_names > 0 {
+            warnings.push(Warning::new(file, None, format!("{} metric names beyond the first {MAX_METRICS} were left out", self.dropped_names)));
+        }
+        if let Some(first) = self.restarts.first() {
+            warnings.push(Warning::new(
+                file,
+                None,
+                format!(
+                    "the log goes back to an earlier step {} time(s) (first to step {first}): a resumed run; what was logged from there on before the resume is superseded",
+                    self.restarts.len()
+                ),
+            ));
+        }
+        MetricsTable::from_owned_series(self.series.into_iter().filter(|(_, p)| !p.is_empty()).collect(), BTreeMap::new())
+    }
+}
+
+/// One training of a file that may hold several (Keras' `CSVLogger` with
+/// `append=True`, a printed log of a loop over configurations).
+#[derive(Debug, Default)]
+pub(crate) struct Fit {
+    pub points: Points,
+    /// The file's lines (1-based) the fit spans.
+    pub lines: (usize, usize),
+}
+
+/// The fit to analyze (the last, or `--fit N`), with a warning saying how
+/// many the file holds.
+pub(crate) fn choose_fit(mut fits: Vec<Fit>, options: &ImportOptions, file: &Path, warnings: &mut Vec<Warning>) -> Result<Fit, LoadError> {
+    fits.retain(|f| !f.points.is_empty());
+    let count = fits.len();
+    let chosen = match options.fit {
+        Some(n) if n == 0 || n > count => {
+            return Err(LoadError::Import { path: file.to_path_buf(), message: format!("--fit {n}: the file holds {count} fit(s)") });
+        }
+        Some(n) => n,
+        None => count,
+    };
+    if count > 1 {
+        let spans: Vec<String> = fits.iter().enumerate().map(|(i, f)| format!("{}: lines {}-{}", i + 1, f.lines.0, f.lines.1)).collect();
+        warnings.push(Warning::new(
+            file,
+            None,
+            format!("holds {count} fits, told apart where the epoch or step starts again ({}); analyzing fit {chosen} (--fit N picks another)", spans.join(", ")),
+        ));
+    }
+    fits.into_iter().nth(chosen.saturating_sub(1)).ok_or_else(|| LoadError::NothingReadable {
+        path: file.to_path_buf(),
+        reasons: vec![format!("{}: no line with a metric value was found", file.display())],
+    })
+}
+
+/// A run of metrics only, as the flat logs give.
+pub(crate) fn metrics_run(source: &Path, format: SourceFormat, mut meta: RunMeta, points: Points, mut warnings: Vec<Warning>) -> Result<Run, LoadError> {
+    if points.is_empty() {
+        return Err(LoadError::NothingReadable { path: source.to_path_buf(), reasons: vec!["no metric value was found".into()] });
+    }
+    let framework = meta.framework.get_or_insert_with(Framework::default);
+    framework.extra.insert("imported_from".into(), format.id().into());
+    let metrics = points.finish(source, &mut warnings);
+    Ok(Run { source: source.to_path_buf(), meta, metrics, tensors: Vec::new(), checkpoints: Vec::new(), warnings })
+}
+
+/// The name a run gets from its file or folder.
+pub(crate) fn name_of(path: &Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// A CSV file as named columns of numbers (`None`: an empty cell). Blank
+/// lines, `\r\r\n` endings and a byte-order mark are fine; cells that are
+/// not numbers are counted and left out.
+pub(crate) struct CsvColumns {
+    pub header: Vec<String>,
+    /// Rows, each a value per column, with the file line each came from.
+    pub rows: Vec<(usize, Vec<Option<f64>>)>,
+    pub bad_cells: usize,
+    pub first_bad_line: Option<usize>,
+}
+
+pub(crate) fn read_csv(path: &Path) -> Result<CsvColumns, LoadError> {
+    let file = std::fs::File::open(path).map_err(|e| LoadError::io(path, e))?;
+    let mut reader = csv::ReaderBuilder::new().flexible(true).has_headers(true).from_reader(std::io::BufReader::new(file));
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| LoadError::Import { path: path.to_path_buf(), message: format!("no CSV header: {e}") })?
+        .iter()
+        .map(|h| h.trim_start_matches('\u{feff}').trim().to_string())
+        .collect();
+    let mut columns = CsvColumns { header, rows: Vec::new(), bad_cells: 0, first_bad_line: None };
+    let mut record = csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line() as usize);
+                columns.bad_cells += 1;
+                columns.first_bad_line.get_or_insert(line);
+                continue;
+            }
+        }
+        let line = record.position().map_or(0, |p| p.line() as usize);
+        if record.iter().all(|c| c.trim().is_empty()) {
+            continue;
+        }
+        let mut values = Vec::with_capacity(columns.header.len());
+        for i in 0..columns.header.len() {
+            let cell = record.get(i).unwrap_or("").trim();
+            let value = if cell.is_empty() { None } else { crate::jsonl::text_number(cell) };
+            if value.is_none() && !cell.is_empty() {
+                columns.bad_cells += 1;
+                columns.first_bad_line.get_or_insert(line);
+            }
+            values.push(value);
+        }
+        columns.rows.push((line, values));
+    }
+    Ok(columns)
+}
+
+impl CsvColumns {
+    /// One warning for the cells that were not numbers.
+    pub fn warn(&self, path: &Path, warnings: &mut Vec<Warning>) {
+        if self.bad_cells > 0 {
+            warnings.push(Warning::new(
+                path,
+                self.first_bad_line,
+                format!("{} cell(s) that are not numbers were left out (the first on this line)", self.bad_cells),
+            ));
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! The importers on files the real writers made (fixtures/import/, written
+//! by generate.py with transformers' Trainer, Lightning, Keras, MLflow and a
+//! nanoGPT-style loop), and on hand-made edge cases: each becomes the run the
+//! format says, a converted run analyzes as its source does, and an audit
+//! over a mixed tree lists every run once.
+
+use postmortem::analysis::analyze;
+use postmortem::config::Config;
+use postmortem::import::{self, detect, ImportOptions, SourceFormat};
+use postmortem::Run;
+use std::path::{Path, PathBuf};
+
+fn postmortem(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_postmortem")).args(args).output().unwrap()
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/import").join(name)
+}
+
+fn load(path: &Path) -> Run {
+    import::load(path, &ImportOptions::default()).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn warnings(run: &Run) -> String {
+    run.warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn hugging_face_trainer_output_folder() {
+    let dir = fixture("hf-lr1e-3");
+    assert_eq!(detect(&dir).unwrap().0, SourceFormat::HfTrainer);
+    let run = load(&dir);
+    // Logged every 2 steps, evaluated every 10.
+    assert_eq!(run.metrics.series("loss").unwrap().len(), 20);
+    assert_eq!(run.metrics.series("val_loss").unwrap().iter().map(|p| p.0).collect::<Vec<_>>(), [10, 20, 30, 40]);
+    for name in ["grad_norm", "lr", "epoch", "val_accuracy"] {
+        assert!(run.metrics.series(name).is_some(), "no {name} in {:?}", run.metrics.names());
+    }
+    assert!(run.metrics.series("learning_rate").is_none() && run.metrics.series("eval_loss").is_none());
+    // Each checkpoint-N folder is a checkpoint at step N, its weights read from safetensors.
+    assert_eq!(run.checkpoints.iter().map(|c| c.step).collect::<Vec<_>>(), [Some(20), Some(40)]);
+    assert!(run.checkpoints[0].tensor("classifier.weight").is_some());
+    // config.json: a 3-class classifier built from a config, not pretrained.
+    let task = run.meta.task.as_ref().unwrap();
+    assert_eq!((task.num_classes, task.loss.as_deref()), (Some(3), Some("cross_entropy")));
+    assert_eq!(run.meta.model.as_ref().unwrap().architecture.as_deref(), Some("BertForSequenceClassification"));
+    assert!(run.is_complete());
+    // The pickles Trainer writes are named and never opened.
+    let text = warnings(&run);
+    assert!(text.contains("not read: optimizer.pt, rng_state.pth, scheduler.pt, training_args.bin (pickle files"), "{text}");
+    // One checkpoint folder alone, and its trainer_state.json alone, read the same history.
+    let one = load(&dir.join("checkpoint-40"));
+    assert_eq!(one.metrics.series("loss"), run.metrics.series("loss"));
+    assert_eq!(one.checkpoints.len(), 1);
+    let state = load(&dir.join("checkpoint-20/trainer_state.json"));
+    assert_eq!(state.metrics.series("loss").unwrap().len(), 10);
+}
+
+#[test]
+fn a_learning_rate_far_too_high_is_found_in_the_imported_run() {
+    let run = load(&fixture("hf-lr5"));
+    let analysis = analyze(&run, &Config::default());
+    let rules: Vec<&str> = analysis.findings.iter().map(|f| f.rule).collect();
+    assert!(rules.contains(&"loss-not-decreasing"), "{rules:?}");
+}
+
+#[test]
+fn lightning_csv_logger_version_folder() {
+    let dir = fixture("lightning/mlp/version_0");
+    assert_eq!(detect(&fixture("lightning")).unwrap(), (SourceFormat::LightningCsv, dir.clone()));
+    let run = load(&dir);
+    assert_eq!(run.name(), "mlp/version_0");
+    // train_loss_step is the loss; the epoch means stay under their own name.
+    let loss = run.metrics.series("loss").unwrap();
+    assert!(loss.len() >= 20, "{loss:?}");
+    assert_eq!(run.metrics.series("val_loss").unwrap().len(), 6);
+    for name in ["val_accuracy", "train_loss_epoch", "epoch"] {
+        assert!(run.metrics.series(name).is_some(), "no {name} in {:?}", run.metrics.names());
+    }
+    assert_eq!(run.meta.hyperparameters.as_ref().unwrap().learning_rate, Some(0.05));
+}
+
+#[test]
+fn keras_csv_logger_with_two_appended_fits() {
+    let file = fixture("keras/training.log");
+    assert_eq!(detect(&file).unwrap().0, SourceFormat::KerasCsv);
+    let last = load(&file);
+    assert!(warnings(&last).contains("holds 2 fits"), "{}", warnings(&last));
+    let first = import::load(&file, &ImportOptions { fit: Some(1), ..Default::default() }).unwrap();
+    assert_eq!(first.metrics.steps(), (0..8).collect::<Vec<u64>>());
+    // The second fit ran at a learning rate 300 times higher: its losses differ.
+    assert_ne!(first.metrics.series("loss"), last.metrics.series("loss"));
+    assert!(first.metrics.series("accuracy").is_some() && first.metrics.series("val_accuracy").is_some());
+    let error = import::load(&file, &ImportOptions { fit: Some(3), ..Default::default() }).unwrap_err().to_string();
+    assert!(error.contains("--fit 3: the file holds 2 fit(s)"), "{error}");
+    // The History of the first fit, written by pandas without an epoch column, is the same run.
+    let history = load(&fixture("keras/history.csv"));
+    assert_eq!(history.metrics.series("val_loss"), first.metrics.series("val_loss"));
+}
+
+#[test]
+fn keras_progress_output_is_read_as_a_text_log() {
+    let file = fixture("keras/stdout.txt");
+    assert_eq!(detect(&file).unwrap().0, SourceFormat::TextLog);
+    let first = import::load(&file, &ImportOptions { fit: Some(1), ..Default::default() }).unwrap();
+    let csv = import::load(&fixture("keras/training.log"), &ImportOptions { fit: Some(1), ..Default::default() }).unwrap();
+    // Printed with 4 decimals, logged in full: the same epochs, nearly the same values.
+    let (printed, logged) = (first.metrics.series("val_loss").unwrap(), csv.metrics.series("val_loss").unwrap());
+    assert_eq!(printed.len(), logged.len());
+    for (p, l) in printed.iter().zip(&logged) {
+        assert_eq!(p.0, l.0);
+        assert!((p.1 - l.1).abs() < 1e-3, "{p:?} {l:?}");
+    }
+}
+
+#[test]
+fn mlflow_file_store_run() {
+    let root = fixture("mlflow");
+    let (format, run_dir) = detect(&root).unwrap();
+    assert_eq!(format, SourceFormat::Mlflow);
+    let run = load(&run_dir);
+    assert_eq!(run.name(), "mlp-adam");
+    assert!(run.is_complete());
+    assert_eq!(run.metrics.series("loss").unwrap().len(), 30);
+    assert!(run.metrics.series("accuracy").is_some());
+    let hyper = run.meta.hyperparameters.as_ref().unwrap();
+    assert_eq!((hyper.learning_rate, hyper.batch_size, hyper.optimizer.as_deref()), (Some(0.01), Some(256), Some("Adam")));
+}
+
+#[test]
+fn nanogpt_style_log_after_a_printed_configuration() {
+    let run = load(&fixture("text/nanogpt.log"));
+    assert_eq!(run.metrics.series("loss").unwrap().len(), 121);
+    assert_eq!(run.metrics.series("val_loss").unwrap().iter().map(|p| p.0).collect::<Vec<_>>(), [0, 40, 80, 120]);
+    // "time 2.31ms" has a unit: a measurement of the machine, not kept.
+    assert_eq!(run.metrics.names(), ["loss", "val_loss"]);
+}
+
+/// Hand-made cases: what the writers above do not produce.
+#[test]
+fn edge_cases_of_the_formats() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    // A resumed history: the step goes back, and the later entries win.
+    let state = write(
+        "resumed/trainer_state.json",
+        r#"{"global_step": 30, "max_steps": 30, "log_history": [
+            {"step": 10, "loss": 2.0, "grad_norm": NaN}, {"step": 20, "loss": 1.8}, {"step": 30, "loss": 1.7},
+            {"step": 20, "loss": 1.5}, {"step": 30, "loss": 1.2, "eval_loss": 1.3, "eval_f1": 0.5},
+            {"step": 30, "train_runtime": 12.5, "train_loss": 1.6, "total_flos": 1e12}, [1, 2], {"loss": 3.0}]}"#,
+    );
+    let run = load(&state);
+    assert_eq!(run.metrics.series("loss").unwrap(), [(10, 2.0), (20, 1.5), (30, 1.2)]);
+    assert!(run.metrics.series("grad_norm").unwrap()[0].1.is_nan());
+    assert_eq!(run.metrics.series("val_f1").unwrap(), [(30, 0.5)]);
+    assert_eq!(run.meta.extra["trainer_summary"]["train_loss"], 1.6);
+    let text = warnings(&run);
+    assert!(text.contains("a resumed run") && text.contains("2 log_history entries without a step"), "{text}");
+    // A Lightning CSV: sparse rows, an optimizer-named learning rate column.
+    let csv = write("lightning/metrics.csv", "epoch,lr-AdamW,step,train_loss,val_loss\n,0.001,9,,\n0,,9,0.9,\n0,,9,,0.95\n1,,19,0.7,\n1,,19,,tensor(0.8)\n");
+    let run = load(&csv);
+    assert_eq!(run.metrics.series("lr").unwrap(), [(9, 0.001)]);
+    assert_eq!(run.metrics.series("loss").unwrap(), [(9, 0.9), (19, 0.7)]);
+    assert_eq!(run.metrics.series("val_loss").unwrap(), [(9, 0.95)]);
+    assert!(warnings(&run).contains("1 cell(s) that are not numbers"), "{}", warnings(&run));
+    // Keras on Windows: \r\r\n endings, `acc` naming, no trailing newline.
+    let keras = write("keras.log", "epoch,acc,loss,val_acc,val_loss\r\r\n0,0.5,1.0,0.4,1.1\r\r\n1,0.6,0.8,0.5,0.9\r\r\n2,0.7,0.6,0.6,0.7");
+    let run = load(&keras);
+    assert_eq!(run.metrics.series("accuracy").unwrap(), [(0, 0.5), (1, 0.6), (2, 0.7)]);
+    assert!(run.warnings.is_empty(), "{}", warnings(&run));
+    // llm.c: s:N trl/tel lines.
+    let log = write("main.log", "s:0 tel:11.01\ns:0 trl:11.00 lr:0.000001 norm:15.4\ns:1 trl:10.9 lr:0.000002 norm:15.2\n");
+    let run = load(&log);
+    assert_eq!(run.metrics.names(), ["grad_norm", "loss", "lr", "val_loss"]);
+    // A pattern for a shape no preset reads; a name mapped by [metrics].
+    let custom = write("custom.out", "noise\nE 1 | total 0.9 | heldout 1.0\nE 2 | total 0.7 | heldout 0.8\n");
+    let options = ImportOptions {
+        pattern: Some(r"^E (?P<step>\d+) \| total (?P<total>[0-9.]+) \| heldout (?P<val_loss>[0-9.]+)".into()),
+        rename: [("total".to_string(), "loss".to_string())].into(),
+        ..Default::default()
+    };
+    let run = import::load(&custom, &options).unwrap();
+    assert_eq!(run.metrics.series("loss").unwrap(), [(1, 0.9), (2, 0.7)]);
+    assert!(import::load(&custom, &ImportOptions { pattern: Some("(?P<loss>x)".into()), ..Default::default() }).is_err());
+    // A folder of several runs is an archive: the error names them.
+    let error = import::load(dir.path(), &ImportOptions::default()).unwrap_err().to_string();
+    assert!(error.contains("holds several runs") && error.contains("postmortem audit"), "{error}");
+}
+
+/// `convert` writes the native format; the converted run analyzes as its source does.
+#[test]
+fn converted_runs_analyze_as_their_sources() {
+    let sources = ["hf-lr1e-3", "hf-lr5", "lightning", "keras/training.log", "keras/history.csv", "keras/stdout.txt", "mlflow", "text/nanogpt.log"];
+    for source in sources {
+        let out = tempfile::tempdir().unwrap();
+        let converted = out.path().join("run");
+        let result = postmortem(&["convert", fixture(source).to_str().unwrap(), "--out", converted.to_str().unwrap()]);
+        assert_eq!(result.status.code(), Some(0), "{source}: {}", String::from_utf8_lossy(&result.stderr));
+        assert_eq!(detect(&converted).unwrap().0, SourceFormat::Native);
+        let (original, copy) = (load(&fixture(source)), Run::load(&converted).unwrap());
+        let findings = |run: &Run| {
+            analyze(run, &Config::default()).findings.iter().map(|f| (f.rule, f.severity, f.message.clone())).collect::<Vec<_>>()
+        };
+        assert_eq!(findings(&copy), findings(&original), "{source}");
+        for name in original.metrics.names() {
+            assert_eq!(copy.metrics.series(&name), original.metrics.series(&name), "{source}: {name}");
+        }
+        assert_eq!(copy.checkpoints.len(), original.checkpoints.len());
+    }
+}
+
+/// An audit over a mixed tree lists every run once: one Hugging Face output
+/// folder is one run however many checkpoints it has.
+#[test]
+fn audit_lists_every_run_of_a_mixed_tree_once() {
+    let (found, errors) = postmortem::audit::discover(&fixture(""));
+    assert!(errors.is_empty(), "{errors:?}");
+    let listed: Vec<(&str, SourceFormat)> = found.iter().map(|f| (f.relative.as_str(), f.format)).collect();
+    let mlflow_run = listed.iter().find(|(_, f)| *f == SourceFormat::Mlflow).map(|(r, _)| *r).unwrap();
+    assert!(mlflow_run.starts_with("mlflow/mlruns/"), "{mlflow_run}");
+    assert_eq!(
+        listed,
+        [
+            ("hf-lr1e-3", SourceFormat::HfTrainer),
+            ("hf-lr5", SourceFormat::HfTrainer),
+            ("keras/history.csv", SourceFormat::KerasCsv),
+            ("keras/stdout.txt", SourceFormat::TextLog),
+            ("keras/training.log", SourceFormat::KerasCsv),
+            ("lightning/mlp/version_0", SourceFormat::LightningCsv),
+            (mlflow_run, SourceFormat::Mlflow),
+            ("text/nanogpt.log", SourceFormat::TextLog),
+        ]
+    );
+    let out = tempfile::tempdir().unwrap();
+    let result = postmortem(&["audit", fixture("").to_str().unwrap(), "--out", out.path().to_str().unwrap(), "--quiet", "--fail-on", "never"]);
+    assert_eq!(result.status.code(), Some(0), "{}", String::from_utf8_lossy(&result.stderr));
+    let rows: serde_json::Value = serde_json::from_slice(&std::fs::read(out.path().join("summary.json")).unwrap()).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 8);
+    assert!(rows.as_array().unwrap().iter().all(|r| r["error"].is_null()), "{rows}");
+}
