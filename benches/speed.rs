@@ -213,6 +213,39 @@ fn write_run(dir: &Path, steps: usize) {
     file.into_inner().unwrap().sync_all().unwrap();
 }
 
+/// The metrics of a native run written again as a Hugging Face
+/// `trainer_state.json` (indented as Trainer writes it) and as a Lightning
+/// `metrics.csv`, every value in each.
+fn write_imports(metrics: &Path, dir: &Path) -> Vec<(&'static str, PathBuf)> {
+    let hf = dir.join("hf/trainer_state.json");
+    let csv = dir.join("lightning/metrics.csv");
+    std::fs::create_dir_all(hf.parent().unwrap()).unwrap();
+    std::fs::create_dir_all(csv.parent().unwrap()).unwrap();
+    let text = std::fs::read_to_string(metrics).unwrap();
+    let mut state = std::io::BufWriter::new(std::fs::File::create(&hf).unwrap());
+    let mut table = std::io::BufWriter::new(std::fs::File::create(&csv).unwrap());
+    write!(state, "{{\n  \"global_step\": 0,\n  \"log_history\": [").unwrap();
+    for (i, line) in text.lines().enumerate() {
+        let entry: serde_json::Map<String, serde_json::Value> = serde_json::from_str(line).unwrap();
+        if i == 0 {
+            let names: Vec<&str> = entry.keys().map(|k| if k == "lr" { "learning_rate" } else { k.as_str() }).collect();
+            writeln!(table, "{}", names.join(",")).unwrap();
+        }
+        write!(state, "{}\n    {{", if i == 0 { "" } else { "," }).unwrap();
+        for (j, (key, value)) in entry.iter().enumerate() {
+            let key = if key == "lr" { "learning_rate" } else { key.as_str() };
+            write!(state, "{}\n      \"{key}\": {value}", if j == 0 { "" } else { "," }).unwrap();
+        }
+        write!(state, "\n    }}").unwrap();
+        let cells: Vec<String> = entry.values().map(|v| v.to_string()).collect();
+        writeln!(table, "{}", cells.join(",")).unwrap();
+    }
+    writeln!(state, "\n  ],\n  \"max_steps\": 0\n}}").unwrap();
+    state.into_inner().unwrap().sync_all().unwrap();
+    table.into_inner().unwrap().sync_all().unwrap();
+    vec![("trainer_state.json", hf), ("Lightning metrics.csv", csv)]
+}
+
 const PY_STATS: &str = r#"
 import sys, numpy as np
 from safetensors.numpy import load_file
@@ -329,6 +362,21 @@ fn main() {
     let ours = measure(bin, &["analyze", run.to_str().unwrap(), "--format", "json", "--fail-on", "never"]);
     let theirs = python.then(|| measure("python3", &["-c", PY_METRICS, metrics.to_str().unwrap()]));
     row(&format!("analyze {steps} steps ({bytes:.0} MB), all rules"), &ours, theirs.as_ref());
+    // The same metrics as other tools write them: imported, against native.
+    let imports = scratch.path().join("imports");
+    for (label, path) in write_imports(&metrics, &imports) {
+        let mb = path.metadata().map_or(0.0, |m| m.len() as f64 / 1e6);
+        let imported = measure(bin, &["analyze", path.to_str().unwrap(), "--format", "json", "--fail-on", "never"]);
+        let mem = |m: &Measure| m.peak_mib.map_or("?".into(), |p| format!("{p:.0} MiB"));
+        println!(
+            "{:<44} {:>22} {:>22} {:>8.2}x",
+            format!("analyze the same as {label} ({mb:.0} MB)"),
+            format!("{:.2} s, {}", imported.seconds, mem(&imported)),
+            format!("native {:.2} s", ours.seconds),
+            imported.seconds / ours.seconds
+        );
+    }
+    std::fs::remove_dir_all(&imports).ok();
     let out = scratch.path().join("report");
     let ours = measure(bin, &["analyze", run.to_str().unwrap(), "--out", out.to_str().unwrap(), "--fail-on", "never"]);
     row(&format!("analyze {steps} steps, all rules and plots"), &ours, theirs.as_ref());

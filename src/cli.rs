@@ -357,6 +357,9 @@ fn convert(args: &ConvertArgs) -> Result<u8, CliError> {
         eprintln!("warning: {warning}");
     }
     let files = export::native::render(&run)?;
+    for left_out in &files.left_out {
+        eprintln!("warning: checkpoint left out: {left_out}");
+    }
     let io = |path: PathBuf| move |source| CliError::Io { path, source };
     std::fs::create_dir_all(args.out.join(postmortem_recorder::format::CHECKPOINT_DIR)).map_err(io(args.out.clone()))?;
     for (name, text) in &files.texts {

@@ -86,6 +86,303 @@ impl SkippedLines {
     }
 }
 
+/// A source of blocks of lines, for [`crate::run::metrics`]: a JSON-lines
+/// file, or the entries of a JSON array read as if each were a line.
+pub trait LineBlocks {
+    fn next_block(&mut self) -> Result<Option<Block>, LoadError>;
+    /// Takes back a block that is no longer needed, to read the next ones into.
+    fn recycle(&mut self, block: Block);
+}
+
+impl<T: LineBlocks> LineBlocks for &mut T {
+    fn next_block(&mut self) -> Result<Option<Block>, LoadError> {
+        (**self).next_block()
+    }
+    fn recycle(&mut self, block: Block) {
+        (**self).recycle(block)
+    }
+}
+
+impl LineBlocks for BlockReader {
+    fn next_block(&mut self) -> Result<Option<Block>, LoadError> {
+        BlockReader::next_block(self)
+    }
+    fn recycle(&mut self, block: Block) {
+        BlockReader::recycle(self, block)
+    }
+}
+
+/// The most bytes kept of a file around the array an [`ArrayEntries`] reads.
+const MAX_OUTSIDE_BYTES: usize = 64 << 20;
+
+/// Reads the entries of the array under one key of a JSON object file (the
+/// `log_history` of a Hugging Face `trainer_state.json`) as the lines of a
+/// JSON-lines file: a block of whole entries at a time, each entry one
+/// [`Line`] numbered by the file line it starts on, so that a history of a
+/// million entries is parsed in parallel and never held whole. The rest of
+/// the file, with the array replaced by `null`, is kept in `outside`; entries
+/// holding `set_aside_marker` are kept in `set_aside` instead of handed over.
+pub struct ArrayEntries {
+    path: std::path::PathBuf,
+    file: std::fs::File,
+    key: Vec<u8>,
+    set_aside_marker: &'static [u8],
+    phase: Phase,
+    /// Bytes of an entry cut off by the end of the previous block.
+    carry: Vec<u8>,
+    /// The file line at the start of `carry`.
+    line: usize,
+    at_end: bool,
+    spare: Vec<Vec<u8>>,
+    pub outside: Vec<u8>,
+    pub set_aside: Vec<Vec<u8>>,
+    /// Whether the key was found with an array under it.
+    pub found: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Before,
+    Inside,
+    After,
+}
+
+impl ArrayEntries {
+    pub fn open(path: &Path, key: &str, set_aside_marker: &'static [u8]) -> Result<Self, LoadError> {
+        let file = std::fs::File::open(path).map_err(|e| LoadError::io(path, e))?;
+        Ok(ArrayEntries {
+            path: path.to_path_buf(),
+            file,
+            key: format!("\"{key}\"").into_bytes(),
+            set_aside_marker,
+            phase: Phase::Before,
+            carry: Vec::new(),
+            line: 1,
+            at_end: false,
+            spare: Vec::new(),
+            outside: Vec::new(),
+            set_aside: Vec::new(),
+            found: false,
+        })
+    }
+
+    fn keep_outside(&mut self, bytes: &[u8]) -> Result<(), LoadError> {
+        if self.outside.len() + bytes.len() > MAX_OUTSIDE_BYTES {
+            return Err(LoadError::Import {
+                path: self.path.clone(),
+                message: format!("more than {} MiB outside the {} array", MAX_OUTSIDE_BYTES >> 20, String::from_utf8_lossy(&self.key)),
+            });
+        }
+        self.outside.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    /// Finds the key and the `[` after it in `bytes`: the offset just past the `[`.
+    fn array_start(&self, bytes: &[u8]) -> Option<Result<usize, usize>> {
+        let at = memchr::memmem::find(bytes, &self.key)?;
+        let mut i = at + self.key.len();
+        let skip = |i: &mut usize| {
+            while bytes.get(*i).is_some_and(u8::is_ascii_whitespace) {
+                *i += 1;
+            }
+        };
+        skip(&mut i);
+        if bytes.get(i) != Some(&b':') {
+            return if i >= bytes.len() { None } else { Some(Err(at)) };
+        }
+        i += 1;
+        skip(&mut i);
+        match bytes.get(i) {
+            Some(b'[') => Some(Ok(i + 1)),
+            Some(_) => Some(Err(at)),
+            None => None,
+        }
+    }
+}
+
+impl LineBlocks for ArrayEntries {
+    fn recycle(&mut self, block: Block) {
+        if self.spare.len() < 2 {
+            self.spare.push(block.bytes);
+        }
+    }
+
+    fn next_block(&mut self) -> Result<Option<Block>, LoadError> {
+        use std::io::Read;
+        loop {
+            if self.at_end && self.carry.is_empty() {
+                return Ok(None);
+            }
+            let mut bytes = self.spare.pop().unwrap_or_default();
+            bytes.clear();
+            bytes.append(&mut self.carry);
+            bytes.reserve(BLOCK_BYTES);
+            let read = (&mut self.file).take(BLOCK_BYTES as u64).read_to_end(&mut bytes).map_err(|e| LoadError::io(&self.path, e))?;
+            self.at_end |= read == 0;
+            let mut start = 0;
+            if self.phase == Phase::Before {
+                match self.array_start(&bytes) {
+                    Some(Ok(after)) => {
+                        let key_at = memchr::memmem::find(&bytes, &self.key).unwrap_or(0);
+                        self.keep_outside(&bytes[..key_at])?;
+                        let key = self.key.clone();
+                        self.keep_outside(&key)?;
+                        self.keep_outside(b": null")?;
+                        self.line += memchr::memchr_iter(b'\n', &bytes[..after]).count();
+                        self.phase = Phase::Inside;
+                        self.found = true;
+                        start = after;
+                    }
+                    Some(Err(_)) | None if self.at_end => {
+                        // No array under the key: the whole file is outside.
+                        self.keep_outside(&bytes)?;
+                        return Ok(None);
+                    }
+                    Some(Err(_)) | None => {
+                        // Keep reading; hold back enough bytes for a key cut in two.
+                        let keep = bytes.len().saturating_sub(self.key.len() + 64);
+                        self.keep_outside(&bytes[..keep])?;
+                        self.line += memchr::memchr_iter(b'\n', &bytes[..keep]).count();
+                        self.carry = bytes[keep..].to_vec();
+                        continue;
+                    }
+                }
+            }
+            if self.phase == Phase::After {
+                self.keep_outside(&bytes)?;
+                if self.at_end {
+                    return Ok(None);
+                }
+                continue;
+            }
+            let mut block = Block { spans: Vec::new(), warnings: Vec::new(), bytes: Vec::new() };
+            let (cut, ended) = self.entries(&bytes, start, &mut block);
+            if ended {
+                self.phase = Phase::After;
+                self.keep_outside(&bytes[cut..])?;
+            } else if self.at_end {
+                // The file ends inside the array: the last entry is cut short.
+                if cut < bytes.len() && !bytes[cut..].iter().all(|b| b.is_ascii_whitespace() || *b == b',') {
+                    block.spans.push((self.line, cut..bytes.len(), false));
+                }
+                block.warnings.push(Warning::new(
+                    &self.path,
+                    None,
+                    "the file ends before the list closes: it was cut short (copied while being written?); what is there is read",
+                ));
+            } else {
+                self.carry = bytes[cut..].to_vec();
+            }
+            block.bytes = bytes;
+            if block.spans.is_empty() && !self.at_end && !ended {
+                // One entry longer than a block: keep gathering.
+                self.carry = std::mem::take(&mut block.bytes)[cut..].to_vec();
+                continue;
+            }
+            return Ok(Some(block));
+        }
+    }
+}
+
+impl ArrayEntries {
+    /// Adds the whole entries of `bytes[start..]` to `block`: where the scan
+    /// stopped (the start of an entry cut off by the block's end, or just past
+    /// the array's `]`), and whether the array ended.
+    fn entries(&mut self, bytes: &[u8], start: usize, block: &mut Block) -> (usize, bool) {
+        let mut i = start;
+        // Between entries: whitespace and commas.
+        loop {
+            let entry_line = self.line;
+            while let Some(&b) = bytes.get(i) {
+                match b {
+                    b'\n' => self.line += 1,
+                    b' ' | b'\t' | b'\r' | b',' => {}
+                    _ => break,
+                }
+                i += 1;
+            }
+            let entry_line = if i < bytes.len() { self.line } else { entry_line };
+            match bytes.get(i) {
+                None => return (i, false),
+                Some(b']') => return (i + 1, true),
+                Some(_) => {}
+            }
+            // The common entry, a flat object: its end is the first `}` when
+            // no `{` or escape comes before it and the quotes before it pair
+            // up. Checked with memchr's SIMD searches, not byte by byte.
+            if bytes[i] == b'{' {
+                if let Some(close) = memchr::memchr(b'}', &bytes[i + 1..]).map(|j| i + 1 + j) {
+                    let inside = &bytes[i + 1..close];
+                    let flat = memchr::memchr2(b'{', b'\\', inside).is_none() && memchr::memchr_iter(b'"', inside).count().is_multiple_of(2);
+                    if flat {
+                        self.line += memchr::memchr_iter(b'\n', inside).count();
+                        let entry = &bytes[i..close + 1];
+                        if memchr::memmem::find(entry, self.set_aside_marker).is_some() {
+                            self.set_aside.push(entry.to_vec());
+                        } else {
+                            block.spans.push((entry_line, i..close + 1, true));
+                        }
+                        i = close + 1;
+                        continue;
+                    }
+                }
+            }
+            // Any other value: scan to its end, minding strings and nesting.
+            let (entry_start, lines_before) = (i, self.line);
+            let (mut depth, mut in_string) = (0usize, false);
+            let mut end = None;
+            while i < bytes.len() {
+                if in_string {
+                    match memchr::memchr2(b'"', b'\\', &bytes[i..]) {
+                        Some(j) if bytes[i + j] == b'\\' => i += j + 2,
+                        Some(j) => {
+                            i += j + 1;
+                            in_string = false;
+                        }
+                        None => i = bytes.len(),
+                    }
+                    continue;
+                }
+                match bytes[i] {
+                    b'"' => in_string = true,
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        if depth == 0 {
+                            // The array's own `]` after a bare value.
+                            end = Some(i);
+                            break;
+                        }
+                        depth -= 1;
+                        if depth == 0 {
+                            end = Some(i + 1);
+                            break;
+                        }
+                    }
+                    b',' if depth == 0 => {
+                        end = Some(i);
+                        break;
+                    }
+                    b'\n' => self.line += 1,
+                    _ => {}
+                }
+                i += 1;
+            }
+            let Some(end) = end.filter(|&e| e <= bytes.len()) else {
+                // Cut off by the block's end: rescanned with the next block.
+                self.line = lines_before;
+                return (entry_start, false);
+            };
+            let entry = &bytes[entry_start..end];
+            if memchr::memmem::find(entry, self.set_aside_marker).is_some() {
+                self.set_aside.push(entry.to_vec());
+            } else {
+                block.spans.push((entry_line, entry_start..end, true));
+            }
+            i = end;
+        }
+    }
+}
+
 /// Bytes read at a time; lines are handed over a block of them at a time.
 pub(crate) const BLOCK_BYTES: usize = 4 << 20;
 
@@ -685,5 +982,63 @@ mod tests {
         assert_eq!(warnings[0].line, Some(2));
         let text = warnings[0].to_string();
         assert!(text.contains("m.jsonl:2: 10 line(s) could not be read") && text.contains("(lines 2, 4, 6, 7, 9, ...)"), "{text}");
+    }
+
+    /// The entries of an array, read a block at a time, are the array's
+    /// elements as a JSON parser reads them: across block boundaries, with
+    /// nested values, braces and escapes in strings, indented or compact, and
+    /// the rest of the file kept with the array as null.
+    #[test]
+    fn array_entries_are_the_elements_of_the_array() {
+        let mut elements = Vec::new();
+        for i in 0..200_000u64 {
+            elements.push(match i % 500 {
+                7 => format!(r#"{{"step": {i}, "note": "a }} in a string, and a \" quote", "loss": 1.5}}"#),
+                8 => format!(r#"{{"step": {i}, "nested": {{"a": [1, {{"b": 2}}]}}, "loss": 2.5}}"#),
+                9 => "[1, 2]".to_string(),
+                10 => "3".to_string(),
+                11 => format!(r#"{{"step": {i}, "train_runtime": 1.0}}"#),
+                _ => format!("{{\n      \"loss\": {}.25,\n      \"step\": {i}\n    }}", i % 7),
+            });
+        }
+        let text = format!("{{\n  \"epoch\": 3.0,\n  \"log_history\": [\n    {}\n  ],\n  \"max_steps\": 200000\n}}\n", elements.join(",\n    "));
+        assert!(text.len() > 2 * BLOCK_BYTES);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("trainer_state.json");
+        std::fs::write(&path, &text).unwrap();
+        let file_lines: Vec<&str> = text.lines().collect();
+        let mut reader = ArrayEntries::open(&path, "log_history", b"\"train_runtime\"").unwrap();
+        let mut read = Vec::new();
+        while let Some(block) = reader.next_block().unwrap() {
+            for line in block.lines() {
+                assert!(line.complete);
+                // Each entry starts on the line the reader numbers it with.
+                assert_eq!(file_lines[line.number - 1].trim_start().as_bytes()[0], line.bytes[0]);
+                read.push(parse_value(line.bytes).unwrap());
+            }
+            reader.recycle(block);
+        }
+        let expected: Vec<Value> = elements.iter().map(|e| serde_json::from_str(e).unwrap()).collect();
+        let kept: Vec<&Value> = expected.iter().filter(|v| v.get("train_runtime").is_none()).collect();
+        assert_eq!(read.len(), kept.len());
+        assert!(read.iter().zip(&kept).all(|(a, b)| a == *b));
+        assert_eq!(reader.set_aside.len(), 400);
+        let outside: Value = serde_json::from_slice(&reader.outside).unwrap();
+        assert_eq!(outside, serde_json::json!({"epoch": 3.0, "log_history": null, "max_steps": 200000}));
+        // A file cut off inside an entry: the entry is handed over as cut
+        // short; cut off between entries, the list is said to be unclosed.
+        let inside_entry = text[..text.len() / 2].rfind("\"loss\"").unwrap() + 3;
+        let between = text[..text.len() / 2].rfind(",\n").unwrap() + 1;
+        for (cut, last_complete) in [(inside_entry, false), (between, true)] {
+            std::fs::write(&path, &text[..cut]).unwrap();
+            let mut reader = ArrayEntries::open(&path, "log_history", b"\"train_runtime\"").unwrap();
+            let (mut last, mut warned) = (None, false);
+            while let Some(block) = reader.next_block().unwrap() {
+                last = block.lines().last().map(|l| l.complete).or(last);
+                warned |= block.warnings.iter().any(|w| w.message.contains("cut short"));
+                reader.recycle(block);
+            }
+            assert_eq!((last, warned), (Some(last_complete), true));
+        }
     }
 }

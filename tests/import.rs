@@ -57,6 +57,44 @@ fn hugging_face_trainer_output_folder() {
     assert_eq!(state.metrics.series("loss").unwrap().len(), 10);
 }
 
+/// Weights sharded over two files read as one checkpoint, the same tensors
+/// with the same statistics as the single file they were split from.
+#[test]
+fn sharded_weights_are_one_checkpoint() {
+    let single = fixture("hf-lr1e-3/checkpoint-40");
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("checkpoint-40");
+    std::fs::create_dir(&folder).unwrap();
+    for file in ["trainer_state.json", "config.json"] {
+        std::fs::copy(single.join(file), folder.join(file)).unwrap();
+    }
+    let bytes = std::fs::read(single.join("model.safetensors")).unwrap();
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut names: Vec<String> = tensors.names().into_iter().map(str::to_string).collect();
+    names.sort();
+    let mut weight_map = serde_json::Map::new();
+    for (k, part) in names.chunks(names.len() / 2 + 1).enumerate() {
+        let file = format!("model-0000{}-of-00002.safetensors", k + 1);
+        let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = part.iter().map(|n| (n.clone(), tensors.tensor(n).unwrap())).collect();
+        safetensors::serialize_to_file(views, None, &folder.join(&file)).unwrap();
+        for name in part {
+            weight_map.insert(name.clone(), file.clone().into());
+        }
+    }
+    std::fs::write(folder.join("model.safetensors.index.json"), serde_json::json!({"metadata": {}, "weight_map": weight_map}).to_string()).unwrap();
+    let (sharded, whole) = (load(&folder), load(&single));
+    let (a, b) = (&sharded.checkpoints[0], &whole.checkpoints[0]);
+    assert_eq!(a.step, Some(40));
+    assert_eq!(a.tensors.iter().map(|t| &t.name).collect::<Vec<_>>(), b.tensors.iter().map(|t| &t.name).collect::<Vec<_>>());
+    for name in ["bert.embeddings.word_embeddings.weight", "classifier.weight"] {
+        assert_eq!(a.stats(a.tensor(name).unwrap()).unwrap(), b.stats(b.tensor(name).unwrap()).unwrap(), "{name}");
+    }
+    // A shard named outside the folder is refused, not followed.
+    std::fs::write(folder.join("model.safetensors.index.json"), r#"{"weight_map": {"w": "../elsewhere.safetensors"}}"#).unwrap();
+    let run = load(&folder);
+    assert!(run.checkpoints.is_empty() && warnings(&run).contains("not a file name beside the index"), "{}", warnings(&run));
+}
+
 #[test]
 fn a_learning_rate_far_too_high_is_found_in_the_imported_run() {
     let run = load(&fixture("hf-lr5"));
@@ -129,6 +167,29 @@ fn mlflow_file_store_run() {
 }
 
 #[test]
+fn mlflow_sqlite_database() {
+    let database = fixture("mlflow-sqlite/mlflow.db");
+    assert_eq!(detect(&database).unwrap().0, SourceFormat::Mlflow);
+    // Two runs: the database is an archive, and the error names both.
+    let error = import::load(&database, &ImportOptions::default()).unwrap_err().to_string();
+    assert!(error.contains("holds several runs") && error.contains("(adam-1e-2)") && error.contains("(adam-1e-7)"), "{error}");
+    let runs = import::mlflow::database_runs(&database).unwrap();
+    let run_path = |name: &str| database.join(&runs.iter().find(|(_, n)| n == name).unwrap().0);
+    let fast = load(&run_path("adam-1e-2"));
+    assert_eq!(fast.name(), "adam-1e-2");
+    assert!(fast.is_complete());
+    assert_eq!(fast.metrics.series("loss").unwrap().len(), 30);
+    // MLflow keeps NaN as a flag beside a value of 0.
+    assert!(fast.metrics.series("val_loss").unwrap()[0].1.is_nan());
+    assert_eq!(fast.meta.hyperparameters.as_ref().unwrap().learning_rate, Some(0.01));
+    // The run at a learning rate of 1e-7 does not learn, and is told so.
+    let slow = load(&run_path("adam-1e-7"));
+    let rules: Vec<&str> = analyze(&slow, &Config::default()).findings.iter().map(|f| f.rule).collect();
+    assert!(rules.contains(&"loss-not-decreasing"), "{rules:?}");
+    assert!(import::load(&database.join("no-such-run"), &ImportOptions::default()).unwrap_err().to_string().contains("no run"));
+}
+
+#[test]
 fn nanogpt_style_log_after_a_printed_configuration() {
     let run = load(&fixture("text/nanogpt.log"));
     assert_eq!(run.metrics.series("loss").unwrap().len(), 121);
@@ -161,14 +222,16 @@ fn edge_cases_of_the_formats() {
     assert_eq!(run.metrics.series("val_f1").unwrap(), [(30, 0.5)]);
     assert_eq!(run.meta.extra["trainer_summary"]["train_loss"], 1.6);
     let text = warnings(&run);
-    assert!(text.contains("a resumed run") && text.contains("2 log_history entries without a step"), "{text}");
+    // The array entry and the entry without a step are skipped like bad lines of metrics.jsonl.
+    assert!(text.contains("a resumed run") && text.contains("expected a JSON object, found an array"), "{text}");
+    assert!(text.contains("1 line(s) without a non-negative integer \"step\""), "{text}");
     // A Lightning CSV: sparse rows, an optimizer-named learning rate column.
-    let csv = write("lightning/metrics.csv", "epoch,lr-AdamW,step,train_loss,val_loss\n,0.001,9,,\n0,,9,0.9,\n0,,9,,0.95\n1,,19,0.7,\n1,,19,,tensor(0.8)\n");
+    let csv = write("lightning/metrics.csv", "epoch,lr-AdamW,step,train_loss,val_loss\n,0.001,9,,\n0,,9,0.9,\n0,,9,,0.95\n1,,19,0.7,\n1,,19,,tensor(0.8)\n2,,\"29\",\"0.5\",\n");
     let run = load(&csv);
     assert_eq!(run.metrics.series("lr").unwrap(), [(9, 0.001)]);
-    assert_eq!(run.metrics.series("loss").unwrap(), [(9, 0.9), (19, 0.7)]);
+    assert_eq!(run.metrics.series("loss").unwrap(), [(9, 0.9), (19, 0.7), (29, 0.5)]);
     assert_eq!(run.metrics.series("val_loss").unwrap(), [(9, 0.95)]);
-    assert!(warnings(&run).contains("1 cell(s) that are not numbers"), "{}", warnings(&run));
+    assert!(warnings(&run).contains("values of \"val_loss\" that are not numbers were ignored"), "{}", warnings(&run));
     // Keras on Windows: \r\r\n endings, `acc` naming, no trailing newline.
     let keras = write("keras.log", "epoch,acc,loss,val_acc,val_loss\r\r\n0,0.5,1.0,0.4,1.1\r\r\n1,0.6,0.8,0.5,0.9\r\r\n2,0.7,0.6,0.6,0.7");
     let run = load(&keras);
@@ -222,8 +285,11 @@ fn audit_lists_every_run_of_a_mixed_tree_once() {
     let (found, errors) = postmortem::audit::discover(&fixture(""));
     assert!(errors.is_empty(), "{errors:?}");
     let listed: Vec<(&str, SourceFormat)> = found.iter().map(|f| (f.relative.as_str(), f.format)).collect();
-    let mlflow_run = listed.iter().find(|(_, f)| *f == SourceFormat::Mlflow).map(|(r, _)| *r).unwrap();
+    let mlflow_runs: Vec<&str> = listed.iter().filter(|(_, f)| *f == SourceFormat::Mlflow).map(|(r, _)| *r).collect();
+    let [mlflow_run, database_a, database_b] = mlflow_runs[..] else { panic!("{mlflow_runs:?}") };
     assert!(mlflow_run.starts_with("mlflow/mlruns/"), "{mlflow_run}");
+    // Each run of a database is a run of its own.
+    assert!(database_a.starts_with("mlflow-sqlite/mlflow.db/") && database_b.starts_with("mlflow-sqlite/mlflow.db/"));
     assert_eq!(
         listed,
         [
@@ -234,6 +300,8 @@ fn audit_lists_every_run_of_a_mixed_tree_once() {
             ("keras/training.log", SourceFormat::KerasCsv),
             ("lightning/mlp/version_0", SourceFormat::LightningCsv),
             (mlflow_run, SourceFormat::Mlflow),
+            (database_a, SourceFormat::Mlflow),
+            (database_b, SourceFormat::Mlflow),
             ("text/nanogpt.log", SourceFormat::TextLog),
         ]
     );
@@ -241,6 +309,6 @@ fn audit_lists_every_run_of_a_mixed_tree_once() {
     let result = postmortem(&["audit", fixture("").to_str().unwrap(), "--out", out.path().to_str().unwrap(), "--quiet", "--fail-on", "never"]);
     assert_eq!(result.status.code(), Some(0), "{}", String::from_utf8_lossy(&result.stderr));
     let rows: serde_json::Value = serde_json::from_slice(&std::fs::read(out.path().join("summary.json")).unwrap()).unwrap();
-    assert_eq!(rows.as_array().unwrap().len(), 8);
+    assert_eq!(rows.as_array().unwrap().len(), 10);
     assert!(rows.as_array().unwrap().iter().all(|r| r["error"].is_null()), "{rows}");
 }

@@ -16,6 +16,8 @@ pub struct NativeFiles {
     pub texts: Vec<(&'static str, String)>,
     /// `(source file, name under checkpoints/)`.
     pub checkpoints: Vec<(PathBuf, String)>,
+    /// Checkpoints not written, and why.
+    pub left_out: Vec<String>,
 }
 
 pub fn render(run: &Run) -> Result<NativeFiles, serde_json::Error> {
@@ -53,8 +55,13 @@ pub fn render(run: &Run) -> Result<NativeFiles, serde_json::Error> {
         files.texts.push((TENSORS_FILE, tensors));
     }
     for checkpoint in &run.checkpoints {
-        if let Some(step) = checkpoint.step {
-            files.checkpoints.push((checkpoint.path.clone(), checkpoint_file_name(step)));
+        match checkpoint.step {
+            // The format's checkpoint is one file; shards would have to be merged.
+            Some(_) if checkpoint.tensors.iter().any(|t| t.shard.is_some()) => {
+                files.left_out.push(format!("{}: sharded weights are not merged into one file", checkpoint.path.display()))
+            }
+            Some(step) => files.checkpoints.push((checkpoint.path.clone(), checkpoint_file_name(step))),
+            None => files.left_out.push(format!("{}: its step is unknown", checkpoint.path.display())),
         }
     }
     Ok(files)

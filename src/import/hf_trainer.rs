@@ -7,16 +7,14 @@
 //! checkpoint at step N. Pickled files (`optimizer.pt`, `training_args.bin`,
 //! `pytorch_model.bin`, ...) are never loaded: loading a pickle runs code.
 
-use super::{whole, ImportOptions, Points, SourceFormat};
+use super::{whole, ImportOptions, SourceFormat};
 use crate::error::{DataSource, LoadError, Warning};
 use crate::jsonl;
 use crate::run::checkpoint::Checkpoint;
+use crate::run::metrics::{self, KeyNames, MetricsTable};
 use crate::run::{Run, MAX_CLASSES};
 use postmortem_recorder::{Framework, Hyperparameters, Model, RunMeta, RunStatus, Task, TaskKind};
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
-use std::borrow::Cow;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 /// The file that holds the log history.
@@ -25,6 +23,8 @@ const CONFIG_FILE: &str = "config.json";
 const CHECKPOINT_PREFIX: &str = "checkpoint-";
 /// Weight files, in the order they are looked for in a checkpoint folder.
 const WEIGHT_FILES: [&str; 2] = ["model.safetensors", "adapter_model.safetensors"];
+/// The index of weights sharded over `model-0000k-of-0000n.safetensors` files.
+const SHARD_INDEX: &str = "model.safetensors.index.json";
 /// File endings of pickles, which are never opened.
 const PICKLE_ENDINGS: [&str; 5] = [".bin", ".pt", ".pth", ".pkl", ".ckpt"];
 
@@ -95,7 +95,7 @@ pub fn load(path: &Path, _options: &ImportOptions) -> Result<Run, LoadError> {
     let metrics = match state {
         Some(state) => {
             apply_state_facts(&state, &mut meta, &state_file, &mut warnings);
-            Some(state.points.finish(&state_file, &mut warnings))
+            Some(state.metrics)
         }
         None => None,
     };
@@ -108,7 +108,7 @@ pub fn load(path: &Path, _options: &ImportOptions) -> Result<Run, LoadError> {
     Ok(Run {
         source: path.to_path_buf(),
         meta,
-        metrics: metrics.unwrap_or_else(crate::run::metrics::MetricsTable::empty),
+        metrics: metrics.unwrap_or_else(MetricsTable::empty),
         tensors: Vec::new(),
         checkpoints,
         warnings,
@@ -126,258 +126,58 @@ fn run_name(dir: &Path) -> String {
 }
 
 /// What `trainer_state.json` says.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct State {
-    pub points: Points,
+    pub metrics: MetricsTable,
     /// The closing summary entry (`train_loss`, `train_runtime`, ...).
     pub summary: Map<String, Value>,
     pub global_step: Option<u64>,
     pub max_steps: Option<u64>,
     pub num_train_epochs: Option<f64>,
     pub train_batch_size: Option<u64>,
-    pub logging_steps: Option<f64>,
-    /// Entries without a step, or not objects.
-    pub skipped: usize,
-    /// The last training entry: step and loss, to compare with older states.
-    pub last_loss: Vec<(u64, f64)>,
 }
 
-/// Reads a state file, streaming `log_history` into points: a history of a
-/// million entries is never held as JSON values.
+/// Reads a state file. `log_history` is read as the lines of a metrics
+/// file, entry by entry, in parallel: a history of a million entries is
+/// never held whole. The closing summary entry is set aside as run facts.
 pub(crate) fn read_state(path: &Path, warnings: &mut Vec<Warning>) -> Result<State, LoadError> {
-    let bytes = std::fs::read(path).map_err(|e| LoadError::io(path, e))?;
-    let text = std::str::from_utf8(&bytes).map_err(|e| LoadError::Import { path: path.to_path_buf(), message: format!("not valid UTF-8 ({e})") })?;
-    // Python's json writes bare NaN and Infinity; serde_json reads them as strings.
-    let quoted = jsonl::quote_nonfinite_tokens(text);
-    let text = quoted.as_deref().unwrap_or(text);
-    let mut state = State::default();
-    let mut deserializer = serde_json::Deserializer::from_str(text);
-    StateSeed { state: &mut state }
-        .deserialize(&mut deserializer)
-        .and_then(|()| deserializer.end())
-        .map_err(|e| LoadError::Import { path: path.to_path_buf(), message: format!("invalid JSON: {e}") })?;
-    if state.skipped > 0 {
-        warnings.push(Warning::new(path, None, format!("{} log_history entries without a step were skipped", state.skipped)));
+    let mut entries = jsonl::ArrayEntries::open(path, "log_history", b"\"train_runtime\"")?;
+    let metrics = metrics::load_lines(path, &mut entries, KeyNames::HfTrainer, warnings)?;
+    if !entries.found {
+        return Err(LoadError::Import { path: path.to_path_buf(), message: "no \"log_history\" list: not a Trainer state".into() });
     }
-    Ok(state)
-}
-
-struct StateSeed<'s> {
-    state: &'s mut State,
-}
-
-impl<'de> DeserializeSeed<'de> for StateSeed<'_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for StateSeed<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a trainer state object")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<Key<'de>>()? {
-            let state = &mut *self.state;
-            match key.0.as_ref() {
-                "log_history" => map.next_value_seed(HistorySeed { state })?,
-                "global_step" => state.global_step = map.next_value::<Scalar>()?.0.and_then(whole),
-                "max_steps" => state.max_steps = map.next_value::<Scalar>()?.0.and_then(whole),
-                "num_train_epochs" => state.num_train_epochs = map.next_value::<Scalar>()?.0,
-                "train_batch_size" => state.train_batch_size = map.next_value::<Scalar>()?.0.and_then(whole),
-                "logging_steps" => state.logging_steps = map.next_value::<Scalar>()?.0,
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
+    // The rest of the file, with the history replaced by null.
+    let header = match jsonl::parse_value(&entries.outside) {
+        Ok(Value::Object(header)) => header,
+        _ => {
+            warnings.push(Warning::new(path, None, "the fields around log_history could not be read (steps, epochs, batch size left out)"));
+            Map::new()
         }
-        Ok(())
-    }
-}
-
-/// A key, borrowed from the file where it has no escapes.
-struct Key<'de>(Cow<'de, str>);
-
-impl<'de> de::Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a key")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v.to_string())))
-            }
-        }
-        deserializer.deserialize_str(KeyVisitor)
-    }
-}
-
-/// A value read as a number where it is one (numbers, and the non-finite
-/// tokens the pre-pass quoted); anything else is `None`.
-struct Scalar(Option<f64>);
-
-impl<'de> de::Deserialize<'de> for Scalar {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ScalarVisitor;
-        impl<'de> Visitor<'de> for ScalarVisitor {
-            type Value = Scalar;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("any value")
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar, E> {
-                Ok(Scalar(Some(v)))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
-                Ok(Scalar(Some(v as f64)))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
-                Ok(Scalar(Some(v as f64)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
-                Ok(Scalar(jsonl::text_number(v).filter(|_| !v.trim().is_empty())))
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Scalar, E> {
-                Ok(Scalar(None))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Scalar, E> {
-                Ok(Scalar(None))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Scalar(None))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Scalar(None))
-            }
-        }
-        deserializer.deserialize_any(ScalarVisitor)
-    }
-}
-
-struct HistorySeed<'s> {
-    state: &'s mut State,
-}
-
-impl<'de> DeserializeSeed<'de> for HistorySeed<'_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for HistorySeed<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a list of log entries")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(entry) = seq.next_element::<Entry<'de>>()? {
-            add_entry(self.state, entry);
-        }
-        Ok(())
-    }
-}
-
-/// One `log_history` entry: its numeric fields (others are dropped), or
-/// `None` when it is not an object.
-struct Entry<'de>(Option<Vec<(Key<'de>, f64)>>);
-
-impl<'de> de::Deserialize<'de> for Entry<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct EntryVisitor;
-        impl<'de> Visitor<'de> for EntryVisitor {
-            type Value = Entry<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a log entry")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entry<'de>, A::Error> {
-                let mut fields = Vec::with_capacity(8);
-                while let Some(key) = map.next_key::<Key<'de>>()? {
-                    if let Scalar(Some(value)) = map.next_value()? {
-                        fields.push((key, value));
-                    }
-                }
-                Ok(Entry(Some(fields)))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Entry<'de>, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Entry(None))
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Entry<'de>, E> {
-                Ok(Entry(None))
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Entry<'de>, E> {
-                Ok(Entry(None))
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Entry<'de>, E> {
-                Ok(Entry(None))
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<Entry<'de>, E> {
-                Ok(Entry(None))
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Entry<'de>, E> {
-                Ok(Entry(None))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Entry<'de>, E> {
-                Ok(Entry(None))
-            }
-        }
-        deserializer.deserialize_any(EntryVisitor)
-    }
-}
-
-/// Keys of the closing summary entry, which is a run fact, not a step.
-const SUMMARY_KEYS: [&str; 3] = ["train_runtime", "train_samples_per_second", "total_flos"];
-
-fn add_entry(state: &mut State, entry: Entry<'_>) {
-    let Some(fields) = entry.0 else {
-        state.skipped += 1;
-        return;
     };
-    let Some(step) = fields.iter().find(|(k, _)| k.0 == "step").and_then(|(_, v)| whole(*v)) else {
-        state.skipped += 1;
-        return;
-    };
-    if fields.iter().any(|(k, _)| SUMMARY_KEYS.contains(&k.0.as_ref())) {
-        for (key, value) in &fields {
-            state.summary.insert(key.0.to_string(), serde_json::Number::from_f64(*value).map_or(Value::Null, Value::Number));
+    let number = |key: &str| header.get(key).and_then(jsonl::number);
+    let mut summary = Map::new();
+    for entry in &entries.set_aside {
+        if let Ok(Value::Object(fields)) = jsonl::parse_value(entry) {
+            summary.extend(fields);
         }
-        return;
     }
-    let evaluation = fields.iter().any(|(k, _)| k.0.starts_with("eval_"));
-    state.points.entry(step);
-    for (key, value) in &fields {
-        let key = key.0.as_ref();
-        let name: Cow<str> = match key {
-            "step" => continue,
-            "loss" if !evaluation => Cow::Borrowed("loss"),
-            "learning_rate" => Cow::Borrowed("lr"),
-            _ => match key.strip_prefix("eval_") {
-                Some(rest) => Cow::Owned(format!("val_{rest}")),
-                None => Cow::Borrowed(key),
-            },
-        };
-        if name == "loss" {
-            state.last_loss.push((step, *value));
-        }
-        state.points.push(&name, step, *value);
-    }
+    Ok(State {
+        metrics,
+        summary,
+        global_step: number("global_step").and_then(whole),
+        max_steps: number("max_steps").and_then(whole),
+        num_train_epochs: number("num_train_epochs"),
+        train_batch_size: number("train_batch_size").and_then(whole),
+    })
 }
 
 /// Warns when an older checkpoint's history is not the beginning of the newest one.
 fn compare_older(path: &Path, newest: &State, warnings: &mut Vec<Warning>) {
     let mut ignored = Vec::new();
     let Ok(older) = read_state(path, &mut ignored) else { return };
-    let Some(&(step, loss)) = older.last_loss.last() else { return };
-    let agrees = newest.last_loss.iter().any(|&(s, l)| s == step && (l == loss || (l.is_nan() && loss.is_nan())));
+    let Some(&(step, loss)) = older.metrics.series("loss").unwrap_or_default().last() else { return };
+    let newest_loss = newest.metrics.series("loss").unwrap_or_default();
+    let agrees = newest_loss.iter().any(|&(s, l)| s == step && (l == loss || (l.is_nan() && loss.is_nan())));
     if !agrees {
         warnings.push(Warning::new(
             path,
@@ -458,7 +258,7 @@ fn read_config(path: &Path, meta: &mut RunMeta, warnings: &mut Vec<Warning>) {
 /// folder's own final weights.
 fn read_weights(dir: &Path, is_file: bool, folders: &[(u64, PathBuf)], global_step: Option<u64>, warnings: &mut Vec<Warning>) -> Vec<Checkpoint> {
     let mut places: Vec<(Option<u64>, PathBuf)> = folders.iter().map(|(s, f)| (Some(*s), f.clone())).collect();
-    if !is_file || dir.join(WEIGHT_FILES[0]).is_file() || dir.join(WEIGHT_FILES[1]).is_file() {
+    if !is_file || [WEIGHT_FILES[0], WEIGHT_FILES[1], SHARD_INDEX].iter().any(|f| dir.join(f).is_file()) {
         let own_step = dir
             .file_name()
             .and_then(|n| n.to_str())
@@ -471,17 +271,19 @@ fn read_weights(dir: &Path, is_file: bool, folders: &[(u64, PathBuf)], global_st
     }
     let mut checkpoints = Vec::new();
     for (step, folder) in places {
-        let Some(file) = WEIGHT_FILES.iter().map(|w| folder.join(w)).find(|p| p.is_file()) else {
-            if folder.join("model.safetensors.index.json").is_file() {
-                warnings.push(Warning::unreadable(
-                    folder.join("model.safetensors.index.json"),
-                    DataSource::Checkpoints,
-                    "sharded weights are not read yet; save with a larger max_shard_size, or analyze a single-file checkpoint",
-                ));
+        let index = folder.join(SHARD_INDEX);
+        let (file, opened) = match WEIGHT_FILES.iter().map(|w| folder.join(w)).find(|p| p.is_file()) {
+            Some(file) => {
+                let opened = Checkpoint::open(&file);
+                (file, opened)
             }
-            continue;
+            None if index.is_file() => {
+                let opened = Checkpoint::open_sharded(&index);
+                (index, opened)
+            }
+            None => continue,
         };
-        match Checkpoint::open(&file) {
+        match opened {
             Ok(mut checkpoint) => {
                 checkpoint.step = step.or(checkpoint.step);
                 if checkpoint.step.is_some() {

@@ -3,7 +3,7 @@
 //! and epoch or validation rows (`train_loss_epoch`, `val_loss`) interleave,
 //! each with the cells of the others empty; every row has the global `step`.
 
-use super::{metrics_run, name_of, read_csv, standard_names, ImportOptions, Points, SourceFormat};
+use super::{name_of, standard_names, ImportOptions, SourceFormat};
 use crate::error::{LoadError, Warning};
 use crate::run::Run;
 use postmortem_recorder::{Framework, Hyperparameters, RunMeta};
@@ -15,35 +15,28 @@ const HPARAMS_FILE: &str = "hparams.yaml";
 
 pub fn load(path: &Path, _options: &ImportOptions) -> Result<Run, LoadError> {
     let (file, dir) = if path.is_dir() { (path.join(METRICS_CSV), path.to_path_buf()) } else { (path.to_path_buf(), path.parent().unwrap_or(Path::new(".")).to_path_buf()) };
-    let csv = read_csv(&file)?;
-    let mut warnings = Vec::new();
-    csv.warn(&file, &mut warnings);
-    let Some(step_column) = csv.header.iter().position(|h| h == "step") else {
+    let header: Vec<String> = csv::Reader::from_path(&file)
+        .and_then(|mut r| r.headers().cloned())
+        .map_err(|e| LoadError::Import { path: file.clone(), message: format!("no CSV header: {e}") })?
+        .iter()
+        .map(|h| h.trim_start_matches('\u{feff}').trim().to_string())
+        .collect();
+    let Some(step_column) = header.iter().position(|h| h == "step") else {
         return Err(LoadError::Import { path: file, message: "no \"step\" column: not a Lightning CSVLogger file (--from keras-csv reads per-epoch CSVs)".into() });
     };
-    let names = standard_names(csv.header.iter().enumerate().filter(|(i, _)| *i != step_column).map(|(_, h)| h.as_str()));
-    let targets: Vec<Option<&String>> = csv.header.iter().enumerate().map(|(i, h)| if i == step_column { None } else { names.get(h) }).collect();
-    let mut points = Points::default();
-    let mut no_step = 0;
-    for (_, values) in &csv.rows {
-        let Some(step) = values[step_column].and_then(super::whole) else {
-            no_step += 1;
-            continue;
-        };
-        points.entry(step);
-        for (value, target) in values.iter().zip(&targets) {
-            if let (Some(value), Some(target)) = (value, target) {
-                points.push(target, step, *value);
-            }
-        }
-    }
-    if no_step > 0 {
-        warnings.push(Warning::new(&file, None, format!("{no_step} row(s) without a step were left out")));
-    }
+    let mapping = standard_names(header.iter().enumerate().filter(|(i, _)| *i != step_column).map(|(_, h)| h.as_str()));
+    let names: Vec<Option<String>> = header.iter().enumerate().map(|(i, h)| if i == step_column { None } else { mapping.get(h).cloned() }).collect();
+    let mut warnings = Vec::new();
+    let metrics = crate::run::metrics::load_csv(&file, step_column, &names, &mut warnings)?;
     let mut meta = RunMeta::new(run_name(&dir, &file));
     meta.framework = Some(Framework { name: Some("lightning".into()), ..Default::default() });
     read_hparams(&dir.join(HPARAMS_FILE), &mut meta, &mut warnings);
-    metrics_run(&file, SourceFormat::LightningCsv, meta, points, warnings)
+    if metrics.rows() == 0 {
+        return Err(LoadError::NothingReadable { path: file, reasons: vec!["no row with a step".into()] });
+    }
+    let framework = meta.framework.get_or_insert_with(Framework::default);
+    framework.extra.insert("imported_from".into(), SourceFormat::LightningCsv.id().into());
+    Ok(Run { source: file, meta, metrics, tensors: Vec::new(), checkpoints: Vec::new(), warnings })
 }
 
 /// `version_N` alone says little: the folder above names the experiment.

@@ -2,6 +2,11 @@
 //! `meta.yaml`, `metrics/<key>` (lines of `timestamp value step`),
 //! `params/<name>` and `tags/<name>` (one value per file). An experiment
 //! folder or an `mlruns/` root holds many runs: `audit` reads those.
+//!
+//! The SQLite tracking store (`mlflow.db`, MLflow 3's default) holds the same
+//! in tables (`runs`, `metrics`, `params`, `tags`); it is opened read-only.
+//! One of its runs is addressed as `mlflow.db/<run id>`; a database of one
+//! run is that run, and `audit` lists every run of a database.
 
 use super::{metrics_run, standard_names, ImportOptions, Points, SourceFormat};
 use crate::error::{LoadError, Warning};
@@ -22,6 +27,9 @@ pub fn is_run_dir(dir: &Path) -> bool {
 }
 
 pub fn load(path: &Path, _options: &ImportOptions) -> Result<Run, LoadError> {
+    if let Some((database, run_id)) = database_run(path)? {
+        return load_database_run(&database, &run_id, path);
+    }
     if !is_run_dir(path) {
         return Err(LoadError::Import { path: path.to_path_buf(), message: "not an MLflow run folder (meta.yaml and metrics/)".into() });
     }
@@ -72,6 +80,104 @@ pub fn load(path: &Path, _options: &ImportOptions) -> Result<Run, LoadError> {
     metrics_run(path, SourceFormat::Mlflow, meta, points, warnings)
 }
 
+/// Whether a file is an SQLite database, from its first bytes.
+pub fn is_database(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 16];
+    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)).is_ok() && &head == b"SQLite format 3\0"
+}
+
+fn open_database(path: &Path) -> Result<rusqlite::Connection, LoadError> {
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    rusqlite::Connection::open_with_flags(path, flags).map_err(|e| database_error(path, e))
+}
+
+fn database_error(path: &Path, e: rusqlite::Error) -> LoadError {
+    LoadError::Import { path: path.to_path_buf(), message: format!("not readable as an MLflow database: {e}") }
+}
+
+/// The runs of an MLflow database that are not deleted, as `(run id, name)`.
+pub fn database_runs(path: &Path) -> Result<Vec<(String, String)>, LoadError> {
+    let connection = open_database(path)?;
+    let mut statement = connection
+        .prepare("SELECT run_uuid, COALESCE(name, '') FROM runs WHERE lifecycle_stage != 'deleted' ORDER BY start_time, run_uuid")
+        .map_err(|e| database_error(path, e))?;
+    let rows = statement.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))).map_err(|e| database_error(path, e))?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(|e| database_error(path, e))
+}
+
+/// `(database, run id)` when `path` names a database run: the database
+/// itself when it holds one run, or `DATABASE/RUN_ID`.
+fn database_run(path: &Path) -> Result<Option<(std::path::PathBuf, String)>, LoadError> {
+    if path.is_file() && is_database(path) {
+        let runs = database_runs(path)?;
+        return match runs.as_slice() {
+            [(id, _)] => Ok(Some((path.to_path_buf(), id.clone()))),
+            [] => Err(LoadError::NothingReadable { path: path.to_path_buf(), reasons: vec!["the database holds no run".into()] }),
+            several => Err(LoadError::Ambiguous {
+                path: path.to_path_buf(),
+                found: several.iter().take(10).map(|(id, name)| format!("{} ({name})", path.join(id).display())).collect(),
+                more: several.len().saturating_sub(10),
+            }),
+        };
+    }
+    match (path.parent(), path.file_name()) {
+        (Some(parent), Some(id)) if !path.exists() && parent.is_file() && is_database(parent) => {
+            Ok(Some((parent.to_path_buf(), id.to_string_lossy().into_owned())))
+        }
+        _ => Ok(None),
+    }
+}
+
+fn load_database_run(database: &Path, run_id: &str, source: &Path) -> Result<Run, LoadError> {
+    let connection = open_database(database)?;
+    let error = |e| database_error(database, e);
+    let found: Option<(String, String)> = connection
+        .query_row("SELECT COALESCE(name, ''), COALESCE(status, '') FROM runs WHERE run_uuid = ?1", [run_id], |row| Ok((row.get(0)?, row.get(1)?)))
+        .map(Some)
+        .or_else(|e| if matches!(e, rusqlite::Error::QueryReturnedNoRows) { Ok(None) } else { Err(e) })
+        .map_err(error)?;
+    let Some((name, status)) = found else {
+        return Err(LoadError::Import { path: source.to_path_buf(), message: format!("no run {run_id:?} in the database") });
+    };
+    let mut points = Points::default();
+    let mut statement = connection
+        .prepare("SELECT key, value, step, is_nan FROM metrics WHERE run_uuid = ?1 ORDER BY key, step, timestamp")
+        .map_err(error)?;
+    let rows = statement
+        .query_map([run_id], |row| Ok((row.get::<_, String>(0)?, row.get::<_, f64>(1)?, row.get::<_, i64>(2)?, row.get::<_, bool>(3)?)))
+        .map_err(error)?;
+    let mut bad_rows = 0;
+    for row in rows {
+        match row {
+            // MLflow stores NaN as is_nan with a value of 0.
+            Ok((key, value, step, is_nan)) if step >= 0 => points.push(&key, step as u64, if is_nan { f64::NAN } else { value }),
+            _ => bad_rows += 1,
+        }
+    }
+    let mut warnings = Vec::new();
+    if bad_rows > 0 {
+        warnings.push(Warning::new(database, None, format!("{bad_rows} metric row(s) of run {run_id} could not be read and were left out")));
+    }
+    let mapping = standard_names(points.names().map(str::to_string).collect::<Vec<_>>().iter().map(String::as_str));
+    points.rename(&mapping);
+    let pairs = |table: &str| -> Result<Vec<(String, String)>, LoadError> {
+        let mut statement = connection.prepare(&format!("SELECT key, COALESCE(value, '') FROM {table} WHERE run_uuid = ?1 ORDER BY key")).map_err(error)?;
+        let rows = statement.query_map([run_id], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))).map_err(error)?;
+        Ok(rows.flatten().take(MAX_METRIC_FILES).collect())
+    };
+    let mut meta = RunMeta::new(if name.is_empty() { run_id.to_string() } else { name });
+    meta.framework = Some(Framework { name: Some("mlflow".into()), ..Default::default() });
+    meta.status = match status.as_str() {
+        "FINISHED" => Some(RunStatus::Finished),
+        "FAILED" => Some(RunStatus::Crashed),
+        "RUNNING" | "KILLED" => Some(RunStatus::Running),
+        _ => None,
+    };
+    meta.hyperparameters = Some(hyperparameters(pairs("params")?));
+    metrics_run(source, SourceFormat::Mlflow, meta, points, warnings)
+}
+
 /// One value per file, as params/ and tags/ hold them.
 fn read_values(dir: &Path) -> Vec<(String, String)> {
     let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
@@ -112,8 +218,15 @@ fn read_meta(path: &Path, warnings: &mut Vec<Warning>) -> RunMeta {
             meta.name = Some(value);
         }
     }
+    meta.hyperparameters = Some(hyperparameters(read_values(&path.join(PARAMS_DIR))));
+    meta
+}
+
+/// Learning rate, batch size, epochs and optimizer from MLflow params (as
+/// autologging names them); other params are kept under their names.
+fn hyperparameters(params: Vec<(String, String)>) -> Hyperparameters {
     let mut hyper = Hyperparameters::default();
-    for (name, value) in read_values(&path.join(PARAMS_DIR)) {
+    for (name, value) in params {
         let number = value.parse::<f64>().ok();
         match (name.as_str(), number) {
             ("lr" | "learning_rate" | "opt_learning_rate", Some(n)) => hyper.learning_rate = Some(n),
@@ -129,6 +242,5 @@ fn read_meta(path: &Path, warnings: &mut Vec<Warning>) -> RunMeta {
             }
         }
     }
-    meta.hyperparameters = Some(hyper);
-    meta
+    hyper
 }

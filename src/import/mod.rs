@@ -119,6 +119,12 @@ fn sniff(path: &Path) -> Option<String> {
 /// Which format a path holds, and the path to read it at (a folder holding
 /// one run elsewhere than at its top gives that run's path).
 pub fn detect(path: &Path) -> Result<(SourceFormat, PathBuf), LoadError> {
+    // `mlflow.db/RUN_ID`: one run of an MLflow database.
+    if let (false, Some(parent)) = (path.exists(), path.parent()) {
+        if parent.is_file() && mlflow::is_database(parent) {
+            return Ok((SourceFormat::Mlflow, path.to_path_buf()));
+        }
+    }
     let info = std::fs::metadata(path).map_err(|e| LoadError::io(path, e))?;
     if info.is_file() {
         return detect_file(path).map(|f| (f, path.to_path_buf())).ok_or_else(|| LoadError::UnknownFormat {
@@ -195,6 +201,9 @@ pub fn detect_file(path: &Path) -> Option<SourceFormat> {
     if name == "meta.yaml" {
         return None;
     }
+    if mlflow::is_database(path) {
+        return Some(SourceFormat::Mlflow);
+    }
     let head = sniff(path)?;
     let trimmed = head.trim_start_matches('\u{feff}').trim_start();
     if trimmed.starts_with('{') {
@@ -242,8 +251,14 @@ pub fn discover(root: &Path, max_depth: usize) -> Discovery {
                 walk.skip_current_dir();
             }
         } else if entry.file_type().is_file() && is_log_file_name(path) {
-            if let Some(format) = detect_file(path) {
-                found.push((path.to_path_buf(), format));
+            match detect_file(path) {
+                // A database is an archive: each of its runs is one.
+                Some(SourceFormat::Mlflow) => match mlflow::database_runs(path) {
+                    Ok(runs) => found.extend(runs.into_iter().map(|(id, _)| (path.join(id), SourceFormat::Mlflow))),
+                    Err(e) => errors.push((path.to_path_buf(), e.to_string())),
+                },
+                Some(format) => found.push((path.to_path_buf(), format)),
+                None => {}
             }
         }
     }
@@ -263,7 +278,7 @@ pub struct Discovery {
 fn is_log_file_name(path: &Path) -> bool {
     let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
     let extension = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
-    matches!(extension, "safetensors" | "csv" | "log" | "txt" | "out") || name == hf_trainer::STATE_FILE
+    matches!(extension, "safetensors" | "csv" | "log" | "txt" | "out" | "db" | "sqlite") || name == hf_trainer::STATE_FILE
 }
 
 /// The format's key for a metric name the tools share (Lightning, Keras,

@@ -7,7 +7,10 @@ declare_rule! {
     /// ## What it does
     /// Checks that the loss fell: the median of the last tenth of the run
     /// against the first few values. It also fires when a classification loss
-    /// ends at the loss of guessing, ln(C), however high it started.
+    /// ends at the loss of guessing, ln(C), however high it started, and when
+    /// the loss is exactly 0 in more than half of its values (a loss of
+    /// exactly zero has no gradient: masked labels, empty batches, a loss
+    /// cut off from the output).
     ///
     /// ## Why it matters
     /// A loss that does not move means nothing is learned: the learning rate
@@ -50,8 +53,26 @@ impl Rule for LossNotDecreasing {
         let Some(p) = ctx.progress() else {
             return Outcome::Skipped("needs at least 5 finite loss values in metrics.jsonl".into());
         };
-        if ctx.metric("loss").iter().any(|(_, v)| !v.is_finite()) {
+        let loss = ctx.metric("loss");
+        if loss.iter().any(|(_, v)| !v.is_finite()) {
             return Outcome::Passed("the loss became non-finite; loss-diverging reports it".into());
+        }
+        // A loss of exactly zero gives no gradient: nothing is learned from
+        // there on, however good the number looks.
+        let zeros = loss.iter().filter(|(_, v)| *v == 0.0).count();
+        if loss.len() >= 5 && zeros * 2 > loss.len() {
+            let first = loss.iter().find(|(_, v)| *v == 0.0).map_or(0, |p| p.0);
+            return Outcome::Fired(vec![Finding::new(
+                Self::META.id,
+                Severity::Warning,
+                format!("the loss is exactly 0 in {zeros} of its {} values, from step {first} on: no gradient, so nothing is learned", loss.len()),
+            )
+            .evidence(Evidence::new("share of loss values exactly 0", zeros as f64 / loss.len() as f64).threshold("<= 0.5").at(first))
+            .recommend(
+                "a loss of exactly 0 is rarely learned: check that labels are not all masked (-100), that batches are not \
+                 empty, and that the loss is computed from the model's output; a tiny data set memorized for hundreds of \
+                 epochs gets there too (train on more data, or stop earlier)",
+            )]);
         }
         let drop = p.relative_drop();
         let min_drop = options.get("min_drop");

@@ -269,6 +269,14 @@ fn loss_not_decreasing() {
     nan[40] = f64::NAN;
     assert!(passed(&check(rule, &regression().metric("loss", nan).build(), &[])));
     assert!(skipped(&check(rule, &regression().metric("loss", [3.0, 2.9, 2.8]).build(), &[])));
+    // A loss of exactly 0 from early on has no gradient; a few zeros at the end of a converged run are fine.
+    let mut zero = vec![0.03];
+    zero.extend([0.0; 20]);
+    let stuck = findings(check(rule, &regression().metric("loss", zero).build(), &[]));
+    assert!(stuck[0].message.contains("exactly 0 in 20 of its 21 values, from step 1"), "{}", stuck[0].message);
+    let mut converged = decay(3.0, 0.01, 40);
+    converged.extend([0.0; 5]);
+    assert!(passed(&check(rule, &regression().metric("loss", converged).build(), &[])));
 }
 
 #[test]

@@ -42,6 +42,9 @@ pub struct TensorEntry {
     pub offset: u64,
     /// Length in bytes.
     pub bytes: u64,
+    /// The file that holds it, when the checkpoint is sharded over several.
+    #[serde(skip)]
+    pub shard: Option<std::sync::Arc<Path>>,
 }
 
 fn dtype_name<S: serde::Serializer>(dtype: &Dtype, s: S) -> Result<S::Ok, S::Error> {
@@ -111,6 +114,7 @@ impl Checkpoint {
                 shape: info.shape.clone(),
                 offset: data_start + info.data_offsets.0 as u64,
                 bytes: (info.data_offsets.1 - info.data_offsets.0) as u64,
+                shard: None,
             })
             .collect();
         tensors.sort_by(|a, b| a.name.cmp(&b.name));
@@ -122,6 +126,40 @@ impl Checkpoint {
             .and_then(|s| s.trim().parse().ok())
             .or_else(|| parse_checkpoint_file_name(file_name));
         Ok(Checkpoint { path: path.to_path_buf(), step, file_bytes, tensors, metadata })
+    }
+
+    /// The file a tensor's bytes are in.
+    fn file_of<'a>(&'a self, entry: &'a TensorEntry) -> &'a Path {
+        entry.shard.as_deref().unwrap_or(&self.path)
+    }
+
+    /// A checkpoint sharded over several safetensors files, as its index
+    /// (`model.safetensors.index.json`, whose `weight_map` names each
+    /// tensor's file) describes it: one checkpoint of every shard's tensors.
+    pub fn open_sharded(index: &Path) -> Result<Self, LoadError> {
+        let err = |message: String| LoadError::checkpoint(index, message);
+        let text = std::fs::read(index).map_err(|e| LoadError::io(index, e))?;
+        let value: serde_json::Value = serde_json::from_slice(&text).map_err(|e| err(format!("invalid index: {e}")))?;
+        let map = value.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| err("no \"weight_map\" object".into()))?;
+        let mut files: Vec<&str> = map.values().filter_map(|v| v.as_str()).collect();
+        files.sort_unstable();
+        files.dedup();
+        let dir = index.parent().unwrap_or(Path::new("."));
+        let mut merged = Checkpoint { path: index.to_path_buf(), step: None, file_bytes: 0, tensors: Vec::new(), metadata: BTreeMap::new() };
+        for name in files {
+            // A shard is a file beside the index, never a path elsewhere.
+            if name.contains(['/', '\\']) || name.starts_with('.') {
+                return Err(err(format!("shard {name:?} is not a file name beside the index")));
+            }
+            let shard = Checkpoint::open(&dir.join(name))?;
+            let path: std::sync::Arc<Path> = shard.path.clone().into();
+            merged.file_bytes += shard.file_bytes;
+            merged.metadata.extend(shard.metadata);
+            merged.tensors.extend(shard.tensors.into_iter().map(|t| TensorEntry { shard: Some(path.clone()), ..t }));
+        }
+        merged.tensors.sort_by(|a, b| a.name.cmp(&b.name));
+        merged.tensors.dedup_by(|a, b| a.name == b.name);
+        Ok(merged)
     }
 
     pub fn tensor(&self, name: &str) -> Option<&TensorEntry> {
@@ -194,7 +232,8 @@ impl Checkpoint {
         let mut order: Vec<(u64, u32)> = prints.iter().enumerate().map(|(row, &h)| (h, row as u32)).collect();
         order.sort_unstable();
         let mut repeats = 0usize;
-        let mut file = File::open(&self.path).map_err(|e| LoadError::io(&self.path, e))?;
+        let path = self.file_of(entry);
+        let mut file = File::open(path).map_err(|e| LoadError::io(path, e))?;
         let chunk = CHUNK_BYTES.min(layout.row_bytes as usize);
         let mut buffers = (vec![0u8; chunk], vec![0u8; chunk]);
         for group in order.chunk_by(|a, b| a.0 == b.0).filter(|g| g.len() > 1) {
@@ -282,7 +321,7 @@ impl Checkpoint {
     /// Feeds the bytes `range` of the tensor's data to `each`, in chunks of
     /// whole elements that start 8-byte aligned in memory.
     fn stream(&self, entry: &TensorEntry, range: Range<u64>, mut each: impl FnMut(&[u8])) -> Result<(), LoadError> {
-        let path = &self.path;
+        let path = self.file_of(entry);
         let mut file = File::open(path).map_err(|e| LoadError::io(path, e))?;
         file.seek(SeekFrom::Start(entry.offset + range.start)).map_err(|e| LoadError::io(path, e))?;
         let element = element_bytes(entry.dtype) as usize;

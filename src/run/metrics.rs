@@ -16,6 +16,7 @@ use crate::jsonl;
 use polars::prelude::{Column, DataFrame};
 use jsonl::Field;
 use rayon::prelude::*;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -254,6 +255,19 @@ struct ResolvedChunk {
     other: Vec<(String, Field<'static>)>,
 }
 
+impl ResolvedChunk {
+    /// Closes a line whose values were pushed since the previous one.
+    fn end_line(&mut self, line: &jsonl::Line<'_>, step: Result<Option<u64>, String>) {
+        self.lines.push(ResolvedLine {
+            number: line.number,
+            complete: line.complete,
+            step,
+            known_end: self.known.len(),
+            other_end: self.other.len(),
+        });
+    }
+}
+
 struct ResolvedLine {
     number: usize,
     complete: bool,
@@ -272,6 +286,32 @@ struct ResolvedLine {
 struct Resolver<'n> {
     names: &'n BTreeMap<String, usize>,
     recent: Vec<(String, usize)>,
+    keys: KeyNames,
+}
+
+/// Whose names the keys of the lines are: the format's, or those of a tool
+/// whose entries are otherwise metrics lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyNames {
+    Native,
+    /// Hugging Face `Trainer`'s `log_history`: `learning_rate` is `lr`, and
+    /// evaluation metrics `eval_X` are `val_X`.
+    HfTrainer,
+}
+
+impl KeyNames {
+    fn format_key(self, key: &[u8]) -> Cow<'_, [u8]> {
+        match self {
+            KeyNames::Native => Cow::Borrowed(key),
+            KeyNames::HfTrainer => match key {
+                b"learning_rate" => Cow::Borrowed(b"lr"),
+                _ => match key.strip_prefix(b"eval_") {
+                    Some(rest) => Cow::Owned([b"val_".as_slice(), rest].concat()),
+                    None => Cow::Borrowed(key),
+                },
+            },
+        }
+    }
 }
 
 /// The step of the line being resolved: the value of its first "step" key.
@@ -311,19 +351,15 @@ impl Resolver<'_> {
                     })
                 }
             };
-            chunk.lines.push(ResolvedLine {
-                number: line.number,
-                complete: line.complete,
-                step,
-                known_end: chunk.known.len(),
-                other_end: chunk.other.len(),
-            });
+            chunk.end_line(line, step);
         }
         chunk
     }
 
     /// Takes one field; `None` for a key that is not UTF-8.
     fn field(&mut self, chunk: &mut ResolvedChunk, step: &mut StepField, position: usize, key: &[u8], value: Field<'_>) -> Option<()> {
+        let key = self.keys.format_key(key);
+        let key: &[u8] = &key;
         if key == STEP.as_bytes() {
             if !step.seen {
                 step.seen = true;
@@ -555,13 +591,96 @@ const LINES_PER_TASK: usize = 512;
 
 /// Loads `metrics.jsonl`; the warnings say what was skipped or repaired.
 pub fn load(path: &Path, warnings: &mut Vec<Warning>) -> Result<MetricsTable, LoadError> {
+    let reader = jsonl::BlockReader::open(path)?;
+    load_blocks(path, reader, Builder::default(), warnings, |lines, names| {
+        lines.par_chunks(LINES_PER_TASK).map(|chunk| Resolver { names, recent: Vec::new(), keys: KeyNames::Native }.lines(chunk)).collect()
+    })
+}
+
+/// Loads lines of metrics whose keys are named as `keys` says, from any
+/// source of line blocks (the entries of a `trainer_state.json`, say).
+pub fn load_lines(path: &Path, source: impl jsonl::LineBlocks + Send, keys: KeyNames, warnings: &mut Vec<Warning>) -> Result<MetricsTable, LoadError> {
+    load_blocks(path, source, Builder::default(), warnings, |lines, names| {
+        lines.par_chunks(LINES_PER_TASK).map(|chunk| Resolver { names, recent: Vec::new(), keys }.lines(chunk)).collect()
+    })
+}
+
+/// Loads a CSV file of one row per logging call, the step in column
+/// `step_column` and the metric of each other column named by `names`
+/// (`None`: left out). Rows that share a step are merged, and a step that
+/// goes back is a resume, as in `metrics.jsonl`. The first line is the header.
+pub fn load_csv(path: &Path, step_column: usize, names: &[Option<String>], warnings: &mut Vec<Warning>) -> Result<MetricsTable, LoadError> {
     let mut builder = Builder::default();
-    // Each block's lines are parsed in parallel while the previous block's are
-    // added to the table, in order (rows depend on the order: merged and
-    // resumed steps). Parsing resolves names against those known before.
-    let mut names: BTreeMap<String, usize> = BTreeMap::new();
+    // Every column is known from the header on, so rows resolve without looking names up.
+    let columns: Vec<Option<usize>> = names.iter().map(|n| n.as_ref().and_then(|n| builder.column_index(n, 1))).collect();
+    let reader = jsonl::BlockReader::open(path)?;
+    load_blocks(path, reader, builder, warnings, |lines, _| {
+        lines.par_chunks(LINES_PER_TASK).map(|chunk| csv_rows(chunk, step_column, names, &columns)).collect()
+    })
+}
+
+/// Rows of a CSV file as the builder takes lines. A row with a quote goes
+/// through the csv crate; others are split at commas.
+fn csv_rows(lines: &[jsonl::Line<'_>], step_column: usize, names: &[Option<String>], columns: &[Option<usize>]) -> ResolvedChunk {
+    let mut chunk = ResolvedChunk { lines: Vec::with_capacity(lines.len()), known: Vec::with_capacity(lines.len() * columns.len()), ..Default::default() };
+    let mut quoted = csv::StringRecord::new();
+    for line in lines.iter().filter(|l| l.number > 1) {
+        let mut step: Result<Option<u64>, String> = Ok(None);
+        let mut add = |i: usize, cell: &[u8], chunk: &mut ResolvedChunk| {
+            let cell = cell.trim_ascii();
+            if cell.is_empty() {
+                return;
+            }
+            if i == step_column {
+                step = match fast_float2::parse::<f64, _>(cell) {
+                    Ok(v) => Ok(step_of(&Field::Number(v))),
+                    Err(_) => Err(format!("step {:?} is not a number", String::from_utf8_lossy(cell))),
+                };
+                return;
+            }
+            let Some(Some(column)) = columns.get(i) else { return };
+            match fast_float2::parse::<f64, _>(cell) {
+                Ok(v) => chunk.known.push((*column, v)),
+                Err(_) => {
+                    let text = String::from_utf8_lossy(cell).into_owned();
+                    let value = match jsonl::text_number(&text) {
+                        Some(v) => Field::Number(v),
+                        None => Field::Text(Cow::Owned(text)),
+                    };
+                    if let Some(Some(name)) = names.get(i) {
+                        chunk.other.push((name.clone(), value));
+                    }
+                }
+            }
+        };
+        if memchr::memchr(b'"', line.bytes).is_some() {
+            let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(line.bytes);
+            if reader.read_record(&mut quoted).unwrap_or(false) {
+                for (i, cell) in quoted.iter().enumerate() {
+                    add(i, cell.as_bytes(), &mut chunk);
+                }
+            }
+        } else {
+            for (i, cell) in line.bytes.split(|&b| b == b',').enumerate() {
+                add(i, cell, &mut chunk);
+            }
+        }
+        chunk.end_line(line, step);
+    }
+    chunk
+}
+
+/// The pipeline every source goes through: each block's lines are parsed in
+/// parallel while the previous block's are added to the table, in order
+/// (rows depend on the order: merged and resumed steps). Parsing resolves
+/// names against those known before.
+fn load_blocks<S, P>(path: &Path, mut reader: S, mut builder: Builder, warnings: &mut Vec<Warning>, parse: P) -> Result<MetricsTable, LoadError>
+where
+    S: jsonl::LineBlocks + Send,
+    P: Fn(&[jsonl::Line<'_>], &BTreeMap<String, usize>) -> Vec<ResolvedChunk> + Sync,
+{
+    let mut names: BTreeMap<String, usize> = builder.names.clone();
     let mut previous: Vec<ResolvedChunk> = Vec::new();
-    let mut reader = jsonl::BlockReader::open(path)?;
     let mut current = reader.next_block()?;
     while let Some(mut block) = current.take() {
         warnings.append(&mut block.warnings);
@@ -576,12 +695,7 @@ pub fn load(path: &Path, warnings: &mut Vec<Warning>) -> Result<MetricsTable, Lo
                 }
                 reader.next_block()
             },
-            || {
-                lines
-                    .par_chunks(LINES_PER_TASK)
-                    .map(|chunk| Resolver { names: known, recent: Vec::new() }.lines(chunk))
-                    .collect::<Vec<_>>()
-            },
+            || parse(&lines, known),
         );
         current = next?;
         previous = parsed;
