@@ -24,6 +24,10 @@ pub struct RunInfo {
     pub source: String,
     pub status: Option<&'static str>,
     pub complete: bool,
+    /// The format an imported log was read from (`hf-trainer`, ...); absent
+    /// for a native run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub imported_from: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -86,6 +90,13 @@ impl Summary {
                 source: run.source.display().to_string(),
                 status: run.meta.status.map(|s| s.as_str()),
                 complete: run.is_complete(),
+                imported_from: run
+                    .meta
+                    .framework
+                    .as_ref()
+                    .and_then(|f| f.extra.get("imported_from"))
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string),
             },
             steps: StepRange { rows: steps.len(), first: steps.first().copied(), last: steps.last().copied() },
             metrics,

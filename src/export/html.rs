@@ -106,7 +106,9 @@ fn verdict(run: &Run, analysis: &Analysis, name: &str) -> Markup {
             (checked) " rules checked, " (v.skipped) " skipped for lack of data."
         }
         p.lead {
-            "Run " code { (analysis.run.run.source) } ", status " (run.meta.status.map_or("unknown", |s| s.as_str())) ", " (steps) "."
+            "Run " code { (analysis.run.run.source) }
+            @if let Some(format) = &analysis.run.run.imported_from { " (read from " code { (format) } ", docs/IMPORT.md)" }
+            ", status " (run.meta.status.map_or("unknown", |s| s.as_str())) ", " (steps) "."
         }
         @if v.incomplete {
             p.note { "The run did not say it finished (killed, crashed, or still running): the analysis covers what it recorded." }

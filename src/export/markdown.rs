@@ -57,6 +57,9 @@ pub fn render(run: &Run, analysis: &Analysis, figures: &[DrawnFigure]) -> String
         _ => "no steps".into(),
     };
     let _ = writeln!(m, "Verdict: {verdict} ({steps}; {} rules skipped for lack of data).\n", v.skipped);
+    if let Some(format) = &analysis.run.run.imported_from {
+        let _ = writeln!(m, "Read from a `{format}` log (docs/IMPORT.md).\n");
+    }
     if v.incomplete {
         m.push_str("The run did not finish; the analysis covers what it recorded.\n\n");
     }

@@ -9,7 +9,10 @@ use std::fmt::Write as _;
 pub fn render(analysis: &Analysis) -> String {
     let mut out = String::new();
     let run = &analysis.run;
-    let status = run.run.status.unwrap_or("status unknown");
+    let status = match &run.run.imported_from {
+        Some(format) => format!("{}; read from {format}", run.run.status.unwrap_or("status unknown")),
+        None => run.run.status.unwrap_or("status unknown").to_string(),
+    };
     let steps = match (run.steps.first, run.steps.last) {
         (Some(a), Some(b)) => format!("steps {a} to {b}"),
         _ => "no steps".into(),
@@ -59,6 +62,13 @@ pub fn render(analysis: &Analysis) -> String {
     let skipped: Vec<_> = analysis.rules.iter().filter(|r| r.status == Status::Skipped).collect();
     if !skipped.is_empty() {
         let _ = writeln!(out, "\nNot checked (record this to enable):");
+        if run.run.imported_from.is_some() {
+            // The reasons name the native format's files and keys.
+            let _ = writeln!(
+                out,
+                "  (an imported log: `postmortem convert` writes it as a run whose run.json and metrics.jsonl can be completed; docs/IMPORT.md)"
+            );
+        }
         for r in skipped {
             let _ = writeln!(out, "  {}: {}", r.rule, r.reason.as_deref().unwrap_or_default());
         }

@@ -8,7 +8,9 @@ declare_rule! {
     /// is not part of the prediction) with the loss of a classifier that knows
     /// nothing: ln(C) for cross-entropy over C classes (ln 2 for binary
     /// cross-entropy). It fires when they differ by `tolerance` times ln(C)
-    /// or more (TheDeepChecker's test).
+    /// or more (TheDeepChecker's test). A model that starts from pretrained
+    /// weights (`model.pretrained`; a Hugging Face config's `_name_or_path`)
+    /// is expected to start below ln(C), and fires only above it.
     ///
     /// ## Why it matters
     /// Small random weights give near-uniform softmax probabilities, so the
@@ -65,6 +67,15 @@ impl Rule for InitialLossMismatch {
         let gap = (first - expected).abs() / expected;
         if gap < tolerance {
             return Outcome::Passed(format!("the first loss {} is close to ln C = {}", format_number(first), format_number(expected)));
+        }
+        // A fine-tune starts from weights that already predict: below ln C is
+        // where it should start. Far above still means something is wrong.
+        if let Some(origin) = ctx.run.meta.model.as_ref().and_then(|m| m.pretrained.as_deref()).filter(|_| first < expected) {
+            return Outcome::Passed(format!(
+                "the first loss {} is below ln C = {}, as a model starting from pretrained weights ({origin}) should be",
+                format_number(first),
+                format_number(expected)
+            ));
         }
         let batch = ctx.run.meta.hyperparameters.as_ref().and_then(|h| h.batch_size).filter(|b| *b > 1);
         let summed = batch.filter(|b| {

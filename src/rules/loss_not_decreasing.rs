@@ -82,9 +82,10 @@ impl Rule for LossNotDecreasing {
         }
         let message = match at_chance {
             Some(c) => format!(
-                "the {} ends at {}, the loss of guessing among the classes (ln C = {})",
+                "the {} ends at {}, {} the loss of guessing among the classes (ln C = {})",
                 p.metric,
                 format_number(p.last),
+                if p.last > 1.5 * c { "far above" } else { "at" },
                 format_number(c)
             ),
             None if drop < 0.0 => format!(

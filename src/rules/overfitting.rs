@@ -73,11 +73,12 @@ impl Rule for Overfitting {
         let train_fell = matches!((train_at(best_step), train_at(last_step)), (Some(a), Some(b)) if b < a);
         // What the validation loss gave back, against what it had gained.
         let first = smooth[0];
-        let given_back = (end - low) / (first - low).max(f64::MIN_POSITIVE);
+        // Infinite when it never fell: every rise gives back more than all.
+        let given_back = if first > low { (end - low) / (first - low) } else { f64::INFINITY };
         if rise < limit || !train_fell || given_back < options.get("of_descent") {
             return Outcome::Passed(format!("the validation loss ends {} above its minimum", percent(rise.max(0.0))));
         }
-        Outcome::Fired(vec![Finding::new(
+        let mut finding = Finding::new(
             Self::META.id,
             Severity::Warning,
             format!(
@@ -87,9 +88,12 @@ impl Rule for Overfitting {
             ),
         )
         .evidence(Evidence::new("validation loss rise over its minimum", rise).threshold(format!("< {}", format_number(limit))).at(last_step))
-        .evidence(Evidence::new("lowest validation loss", low).at(best_step))
-        .evidence(Evidence::new("rise / fall before the minimum", given_back).threshold(format!("< {}", format_number(options.get("of_descent")))))
-        .recommend(format!(
+        .evidence(Evidence::new("lowest validation loss", low).at(best_step));
+        if given_back.is_finite() {
+            finding = finding
+                .evidence(Evidence::new("rise / fall before the minimum", given_back).threshold(format!("< {}", format_number(options.get("of_descent")))));
+        }
+        Outcome::Fired(vec![finding.recommend(format!(
             "stop at step {best_step} (early stopping), add regularization (dropout, weight decay, augmentation), or get more data"
         ))])
     }

@@ -329,6 +329,17 @@ fn initial_loss_mismatch() {
     let penalized = run().metric("loss", [270.0, 200.0]).metric("data_loss", [2.3, 2.2]).build();
     assert!(passed(&check(rule, &penalized, &[])));
     assert!(skipped(&check(rule, &run().meta(|m| m.task = None).metric("loss", [57.0]).build(), &[])));
+    // A fine-tune starts below ln C, and should; above it, it still fires.
+    // (Below ln C is at most 1 x ln C away: only a tolerance under 1 sees it.)
+    let fine_tune = |l0: f64| {
+        run()
+            .meta(|m| m.model = Some(postmortem_recorder::Model { pretrained: Some("bert-base-uncased".into()), ..Default::default() }))
+            .metric("loss", [l0, 0.05])
+            .build()
+    };
+    assert!(fired(&check(rule, &starting(0.01), &[("tolerance", 0.5)])));
+    assert!(passed(&check(rule, &fine_tune(0.01), &[("tolerance", 0.5)])));
+    assert!(fired(&check(rule, &fine_tune(57.0), &[])));
 }
 
 #[test]
