@@ -125,8 +125,12 @@ pub fn analyze_in(ctx: &Context, config: &Config) -> Analysis {
         warnings: count(Severity::Warning),
         infos: count(Severity::Info),
         skipped: results.iter().filter(|r| r.status == Status::Skipped).count(),
-        // A bare weights file has no status to be incomplete about.
-        incomplete: !run.is_complete() && !run.source.is_file(),
+        // A bare weights file has no status to be incomplete about, and
+        // neither has a log whose format keeps none (TensorBoard, CSVs).
+        incomplete: {
+            let no_status_to_keep = run.source.is_file() || (run.meta.status.is_none() && summary.run.imported_from.is_some());
+            !run.is_complete() && !no_status_to_keep
+        },
     };
     Analysis { run: summary, verdict, findings, rules: results, warnings }
 }

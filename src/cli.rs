@@ -30,8 +30,8 @@ pub const EXIT_ERROR: u8 = 2;
         checkpoints/step-NNNNNNNN.safetensors. A bare .safetensors file is analyzed as a run \
         that has only weights.\n\n\
         The logs other tools write are read as they are (docs/IMPORT.md): a Hugging Face Trainer \
-        output folder or trainer_state.json, a Lightning or Keras CSV log, an MLflow run folder, \
-        or a printed training log. The format is detected; --from names it.\n\n\
+        output folder or trainer_state.json, a Lightning or Keras CSV log, an MLflow run folder or \
+        database, TensorBoard event files, or a printed training log. The format is detected; --from names it.\n\n\
         Each rule applies one item of the neural-network debugging checklist (inputs, \
         initialization, loss, activations, gradients, weights). A rule that lacks the data it \
         needs says so and what to record.",
@@ -109,7 +109,8 @@ pub struct ConvertArgs {
 pub struct AnalyzeArgs {
     /// A run: a postmortem run directory or .safetensors file, a Hugging Face
     /// Trainer output folder, checkpoint folder or trainer_state.json, a
-    /// Lightning or Keras CSV, an MLflow run folder, or a training log.
+    /// Lightning or Keras CSV, an MLflow run folder or database, TensorBoard
+    /// event files, or a training log.
     pub run: PathBuf,
     #[command(flatten)]
     pub input: SourceArgs,

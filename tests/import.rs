@@ -189,6 +189,46 @@ fn mlflow_sqlite_database() {
     assert!(import::load(&database.join("no-such-run"), &ImportOptions::default()).unwrap_err().to_string().contains("no run"));
 }
 
+/// Event files of PyTorch's SummaryWriter: histograms of weights and
+/// gradients drive the gradient and weight rules; a restarted writer follows
+/// the resume rule; broken files cost only what they hold.
+#[test]
+fn tensorboard_event_files() {
+    let dir = fixture("tensorboard/sigmoid-12");
+    assert_eq!(detect(&dir).unwrap().0, SourceFormat::Tensorboard);
+    let run = load(&dir);
+    // Steps 0-29 from the first writer, 20-39 again from the second: 40 steps, the later ones kept.
+    assert_eq!(run.metrics.series("loss").unwrap().len(), 40);
+    assert!(warnings(&run).contains("a resumed run"), "{}", warnings(&run));
+    // 13 weight matrices, weights and gradients, every 5 steps, each step once.
+    assert_eq!(run.tensors.len(), 13 * 2 * 8);
+    let grad = run.tensors.iter().find(|t| t.name == "0.weight" && t.kind == postmortem_recorder::TensorKind::Grad).unwrap();
+    assert!(grad.stats.l2 < 1e-6 && grad.stats.count == 128, "{:?}", grad.stats);
+    let rules: Vec<&str> = analyze(&run, &Config::default()).findings.iter().map(|f| f.rule).collect();
+    assert!(rules.contains(&"vanishing-gradients"), "{rules:?}");
+    // Keras' layout: train/ and validation/ are one run, epoch_loss is loss and val_loss.
+    let keras = load(&fixture("tensorboard/keras-style"));
+    assert_eq!(keras.metrics.names(), ["accuracy", "loss", "val_accuracy", "val_loss"]);
+    // A record with a wrong checksum is skipped; a file cut mid-record ends there; an empty file is nothing.
+    let broken = tempfile::tempdir().unwrap();
+    let source = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).min().unwrap();
+    let mut bytes = std::fs::read(&source).unwrap();
+    let first_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let second = 12 + first_len + 4;
+    bytes[second + 12] ^= 0xff;
+    std::fs::write(broken.path().join("events.out.tfevents.1.host"), &bytes).unwrap();
+    std::fs::write(broken.path().join("events.out.tfevents.2.host"), &bytes[..bytes.len() - 7]).unwrap();
+    std::fs::write(broken.path().join("events.out.tfevents.3.host"), b"").unwrap();
+    let run = load(broken.path());
+    let text = warnings(&run);
+    // Both files hold the record with the flipped byte.
+    assert!(text.contains("2 record(s) with a wrong checksum") && text.contains("cut short at byte"), "{text}");
+    assert!(!run.metrics.series("loss").unwrap().is_empty());
+    let empty = tempfile::tempdir().unwrap();
+    std::fs::write(empty.path().join("events.out.tfevents.3.host"), b"").unwrap();
+    assert!(import::load(empty.path(), &ImportOptions::default()).unwrap_err().to_string().contains("nothing could be analyzed"));
+}
+
 #[test]
 fn nanogpt_style_log_after_a_printed_configuration() {
     let run = load(&fixture("text/nanogpt.log"));
@@ -259,7 +299,18 @@ fn edge_cases_of_the_formats() {
 /// `convert` writes the native format; the converted run analyzes as its source does.
 #[test]
 fn converted_runs_analyze_as_their_sources() {
-    let sources = ["hf-lr1e-3", "hf-lr5", "lightning", "keras/training.log", "keras/history.csv", "keras/stdout.txt", "mlflow", "text/nanogpt.log"];
+    let sources = [
+        "hf-lr1e-3",
+        "hf-lr5",
+        "lightning",
+        "keras/training.log",
+        "keras/history.csv",
+        "keras/stdout.txt",
+        "mlflow",
+        "text/nanogpt.log",
+        "tensorboard/sigmoid-12",
+        "tensorboard/keras-style",
+    ];
     for source in sources {
         let out = tempfile::tempdir().unwrap();
         let converted = out.path().join("run");
@@ -275,6 +326,7 @@ fn converted_runs_analyze_as_their_sources() {
             assert_eq!(copy.metrics.series(&name), original.metrics.series(&name), "{source}: {name}");
         }
         assert_eq!(copy.checkpoints.len(), original.checkpoints.len());
+        assert_eq!(copy.tensors.len(), original.tensors.len(), "{source}");
     }
 }
 
@@ -302,6 +354,8 @@ fn audit_lists_every_run_of_a_mixed_tree_once() {
             (mlflow_run, SourceFormat::Mlflow),
             (database_a, SourceFormat::Mlflow),
             (database_b, SourceFormat::Mlflow),
+            ("tensorboard/keras-style", SourceFormat::Tensorboard),
+            ("tensorboard/sigmoid-12", SourceFormat::Tensorboard),
             ("text/nanogpt.log", SourceFormat::TextLog),
         ]
     );
@@ -309,6 +363,6 @@ fn audit_lists_every_run_of_a_mixed_tree_once() {
     let result = postmortem(&["audit", fixture("").to_str().unwrap(), "--out", out.path().to_str().unwrap(), "--quiet", "--fail-on", "never"]);
     assert_eq!(result.status.code(), Some(0), "{}", String::from_utf8_lossy(&result.stderr));
     let rows: serde_json::Value = serde_json::from_slice(&std::fs::read(out.path().join("summary.json")).unwrap()).unwrap();
-    assert_eq!(rows.as_array().unwrap().len(), 10);
+    assert_eq!(rows.as_array().unwrap().len(), 12);
     assert!(rows.as_array().unwrap().iter().all(|r| r["error"].is_null()), "{rows}");
 }

@@ -14,8 +14,8 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Formats whose importer exists; the others (TensorBoard) come later.
-const SUPPORTED: [&str; 5] = ["hf-trainer-state", "lightning-csv", "keras-csv", "mlflow", "text-log"];
+/// The formats of the set, all with an importer.
+const SUPPORTED: [&str; 6] = ["hf-trainer-state", "lightning-csv", "keras-csv", "mlflow", "text-log", "tfevents"];
 
 /// The negative controls of INDEX.md: a log and a rule that must stay silent there.
 const NEGATIVE_CONTROLS: [(&str, &str); 12] = [
@@ -109,8 +109,8 @@ fn realworld_logs() {
     let count = |format: &str| logs.iter().filter(|l| l.format == format).count();
     // The set's own counts (INDEX.md): every one of these logs loaded.
     assert_eq!(
-        [count("hf-trainer-state"), count("lightning-csv"), count("keras-csv"), count("mlflow"), count("text-log")],
-        [26, 11, 14, 3, 5]
+        [count("hf-trainer-state"), count("lightning-csv"), count("keras-csv"), count("mlflow"), count("text-log"), count("tfevents")],
+        [26, 11, 14, 3, 5, 5]
     );
 
     println!("\n| log | labels | rules with a finding |\n| --- | --- | --- |");

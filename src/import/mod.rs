@@ -10,6 +10,7 @@ pub mod hf_trainer;
 pub mod keras_csv;
 pub mod lightning_csv;
 pub mod mlflow;
+pub mod tensorboard;
 pub mod text_log;
 
 use crate::error::{LoadError, Warning};
@@ -37,6 +38,8 @@ pub enum SourceFormat {
     Mlflow,
     /// A training script's printed log (nanoGPT, llm.c, Keras progress lines, `key=value` lines).
     TextLog,
+    /// TensorBoard event files (`events.out.tfevents.*`), a folder of them or one.
+    Tensorboard,
 }
 
 impl SourceFormat {
@@ -49,6 +52,7 @@ impl SourceFormat {
             SourceFormat::KerasCsv => "keras-csv",
             SourceFormat::Mlflow => "mlflow",
             SourceFormat::TextLog => "text-log",
+            SourceFormat::Tensorboard => "tensorboard",
         }
     }
 
@@ -61,6 +65,7 @@ impl SourceFormat {
             SourceFormat::KerasCsv => "Keras CSVLogger",
             SourceFormat::Mlflow => "MLflow",
             SourceFormat::TextLog => "text log",
+            SourceFormat::Tensorboard => "TensorBoard",
         }
     }
 }
@@ -99,6 +104,7 @@ pub fn load(path: &Path, options: &ImportOptions) -> Result<Run, LoadError> {
         SourceFormat::KerasCsv => keras_csv::load(&at, options)?,
         SourceFormat::Mlflow => mlflow::load(&at, options)?,
         SourceFormat::TextLog => text_log::load(&at, options)?,
+        SourceFormat::Tensorboard => tensorboard::load(&at, options)?,
     };
     if !options.rename.is_empty() {
         run.metrics = rename_metrics(&run.metrics, &options.rename);
@@ -182,6 +188,9 @@ pub fn run_folder_format(dir: &Path) -> Option<SourceFormat> {
     if mlflow::is_run_dir(dir) {
         return Some(SourceFormat::Mlflow);
     }
+    if tensorboard::is_run_dir(dir) {
+        return Some(SourceFormat::Tensorboard);
+    }
     let metrics_csv = dir.join(lightning_csv::METRICS_CSV);
     if metrics_csv.is_file() {
         return detect_file(&metrics_csv);
@@ -197,6 +206,9 @@ pub fn detect_file(path: &Path) -> Option<SourceFormat> {
     }
     if name == hf_trainer::STATE_FILE {
         return Some(SourceFormat::HfTrainer);
+    }
+    if tensorboard::is_event_file(path) {
+        return Some(SourceFormat::Tensorboard);
     }
     if name == "meta.yaml" {
         return None;
@@ -278,7 +290,9 @@ pub struct Discovery {
 fn is_log_file_name(path: &Path) -> bool {
     let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
     let extension = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
-    matches!(extension, "safetensors" | "csv" | "log" | "txt" | "out" | "db" | "sqlite") || name == hf_trainer::STATE_FILE
+    matches!(extension, "safetensors" | "csv" | "log" | "txt" | "out" | "db" | "sqlite")
+        || name == hf_trainer::STATE_FILE
+        || tensorboard::is_event_file(path)
 }
 
 /// The format's key for a metric name the tools share (Lightning, Keras,
@@ -396,6 +410,20 @@ impl Points {
 
     pub fn is_empty(&self) -> bool {
         self.series.iter().all(|(_, p)| p.is_empty())
+    }
+
+    /// Adds a point to a series whose steps go back only where the writer
+    /// restarted: the series' points from that step on are superseded.
+    pub fn push_resuming(&mut self, name: &str, step: u64, value: f64) {
+        if let Some(&index) = self.names.get(name) {
+            let points = &mut self.series[index].1;
+            if points.last().is_some_and(|&(last, _)| step < last) {
+                let keep = points.partition_point(|&(s, _)| s < step);
+                points.truncate(keep);
+                self.restarts.push(step);
+            }
+        }
+        self.push(name, step, value);
     }
 
     /// The highest step of an entry so far.

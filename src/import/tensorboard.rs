@@ -1,0 +1,485 @@
+//! TensorBoard event files (`events.out.tfevents.*`), as PyTorch's
+//! `SummaryWriter`, tensorboardX, Keras' `TensorBoard` callback and the
+//! Hugging Face `Trainer` write them. A run is a folder holding event files,
+//! with Keras' `train/` and `validation/` subfolders as one run (validation
+//! values become `val_*`); one event file alone is a run too.
+//!
+//! Files are TFRecord streams (length, masked CRC-32C of the length, data,
+//! masked CRC-32C of the data) of `Event` protocol buffers, decoded with
+//! prost from the message definitions below (the fields postmortem reads;
+//! others are skipped). Scalars come as `simple_value` or as rank-0 tensors
+//! (TF2); histograms as `HistogramProto` or as TF2 `k x 3` tensors (left,
+//! right, count), and become weight or gradient statistics by their tag.
+//! Images, audio, text and graphs are counted and left alone.
+
+use super::{standard_names, ImportOptions, Points, SourceFormat};
+use crate::error::{LoadError, Warning};
+use crate::run::Run;
+use postmortem_recorder::{Framework, RunMeta, TensorKind, TensorRecord, TensorStats};
+use prost::Message;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// The start of an event file's name.
+const EVENT_FILE_PREFIX: &str = "events.out.tfevents";
+/// Subfolders whose events are validation values (Keras writes `validation/`).
+const VALIDATION_FOLDERS: [&str; 4] = ["validation", "val", "eval", "valid"];
+/// The longest record read; a length beyond it is a corrupt header.
+const MAX_RECORD_BYTES: u64 = 256 << 20;
+
+#[derive(Clone, PartialEq, Message)]
+struct Event {
+    #[prost(double, tag = "1")]
+    wall_time: f64,
+    #[prost(int64, tag = "2")]
+    step: i64,
+    #[prost(message, optional, tag = "5")]
+    summary: Option<Summary>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct Summary {
+    #[prost(message, repeated, tag = "1")]
+    value: Vec<SummaryValue>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct SummaryValue {
+    #[prost(string, tag = "1")]
+    tag: String,
+    #[prost(float, optional, tag = "2")]
+    simple_value: Option<f32>,
+    #[prost(message, optional, tag = "5")]
+    histo: Option<HistogramProto>,
+    #[prost(message, optional, tag = "8")]
+    tensor: Option<TensorProto>,
+    #[prost(message, optional, tag = "9")]
+    metadata: Option<SummaryMetadata>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct SummaryMetadata {
+    #[prost(message, optional, tag = "1")]
+    plugin_data: Option<PluginData>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct PluginData {
+    #[prost(string, tag = "1")]
+    plugin_name: String,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct HistogramProto {
+    #[prost(double, tag = "1")]
+    min: f64,
+    #[prost(double, tag = "2")]
+    max: f64,
+    #[prost(double, tag = "3")]
+    num: f64,
+    #[prost(double, tag = "4")]
+    sum: f64,
+    #[prost(double, tag = "5")]
+    sum_squares: f64,
+    #[prost(double, repeated, tag = "6")]
+    bucket_limit: Vec<f64>,
+    #[prost(double, repeated, tag = "7")]
+    bucket: Vec<f64>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct TensorProto {
+    #[prost(int32, tag = "1")]
+    dtype: i32,
+    #[prost(message, optional, tag = "2")]
+    tensor_shape: Option<TensorShapeProto>,
+    #[prost(bytes = "vec", tag = "4")]
+    tensor_content: Vec<u8>,
+    #[prost(float, repeated, tag = "5")]
+    float_val: Vec<f32>,
+    #[prost(double, repeated, tag = "6")]
+    double_val: Vec<f64>,
+    #[prost(int32, repeated, tag = "7")]
+    int_val: Vec<i32>,
+    #[prost(int64, repeated, tag = "10")]
+    int64_val: Vec<i64>,
+    #[prost(int32, repeated, tag = "13")]
+    half_val: Vec<i32>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct TensorShapeProto {
+    #[prost(message, repeated, tag = "2")]
+    dim: Vec<Dim>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct Dim {
+    #[prost(int64, tag = "1")]
+    size: i64,
+}
+
+// TensorFlow's DataType numbers.
+const DT_FLOAT: i32 = 1;
+const DT_DOUBLE: i32 = 2;
+const DT_INT32: i32 = 3;
+const DT_INT64: i32 = 9;
+const DT_BFLOAT16: i32 = 14;
+const DT_HALF: i32 = 19;
+
+impl TensorProto {
+    fn dims(&self) -> Vec<i64> {
+        self.tensor_shape.as_ref().map(|s| s.dim.iter().map(|d| d.size).collect()).unwrap_or_default()
+    }
+
+    /// The values as floats, from the typed fields or the raw bytes
+    /// (little-endian); `None` for a type that is not numeric.
+    fn values(&self) -> Option<Vec<f64>> {
+        let raw = &self.tensor_content;
+        let from_raw = |width: usize, read: &dyn Fn(&[u8]) -> f64| raw.chunks_exact(width).map(read).collect::<Vec<f64>>();
+        let values = match self.dtype {
+            DT_FLOAT if raw.is_empty() => self.float_val.iter().map(|&v| v as f64).collect(),
+            DT_FLOAT => from_raw(4, &|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64),
+            DT_DOUBLE if raw.is_empty() => self.double_val.clone(),
+            DT_DOUBLE => from_raw(8, &|b| f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])),
+            DT_INT32 if raw.is_empty() => self.int_val.iter().map(|&v| v as f64).collect(),
+            DT_INT32 => from_raw(4, &|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64),
+            DT_INT64 if raw.is_empty() => self.int64_val.iter().map(|&v| v as f64).collect(),
+            DT_INT64 => from_raw(8, &|b| i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f64),
+            DT_HALF if raw.is_empty() => self.half_val.iter().map(|&v| half::f16::from_bits(v as u16).to_f64()).collect(),
+            DT_HALF => from_raw(2, &|b| half::f16::from_le_bytes([b[0], b[1]]).to_f64()),
+            DT_BFLOAT16 if raw.is_empty() => self.half_val.iter().map(|&v| half::bf16::from_bits(v as u16).to_f64()).collect(),
+            DT_BFLOAT16 => from_raw(2, &|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f64()),
+            _ => return None,
+        };
+        Some(values)
+    }
+}
+
+/// Whether a file name is an event file's.
+pub fn is_event_file(path: &Path) -> bool {
+    path.file_name().is_some_and(|n| n.to_string_lossy().starts_with(EVENT_FILE_PREFIX))
+}
+
+/// Whether a folder is a TensorBoard run: event files in it, or in its
+/// Keras-style `train/` and `validation/` subfolders.
+pub fn is_run_dir(dir: &Path) -> bool {
+    let has_events = |d: &Path| std::fs::read_dir(d).is_ok_and(|entries| entries.flatten().any(|e| is_event_file(&e.path())));
+    has_events(dir) || ["train"].iter().chain(VALIDATION_FOLDERS.iter()).any(|sub| has_events(&dir.join(sub)))
+}
+
+/// The event files of a run with the prefix their values get: `val_` in a
+/// validation subfolder.
+fn event_files(path: &Path) -> Vec<(PathBuf, &'static str)> {
+    if path.is_file() {
+        return vec![(path.to_path_buf(), "")];
+    }
+    let mut files = Vec::new();
+    let mut add = |dir: &Path, prefix: &'static str| {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(dir).into_iter().flatten().flatten().map(|e| e.path()).filter(|p| is_event_file(p) && p.is_file()).collect();
+        // Event file names carry their start time: name order is write order.
+        found.sort();
+        files.extend(found.into_iter().map(|p| (p, prefix)));
+    };
+    add(path, "");
+    add(&path.join("train"), "");
+    for sub in VALIDATION_FOLDERS {
+        add(&path.join(sub), "val_");
+    }
+    files
+}
+
+/// What the records of a file held, beyond the values taken.
+#[derive(Debug, Default)]
+struct Counts {
+    corrupt: usize,
+    summary: usize,
+    ignored: usize,
+    unknown_histograms: usize,
+}
+
+pub fn load(path: &Path, _options: &ImportOptions) -> Result<Run, LoadError> {
+    let files = event_files(path);
+    if files.is_empty() {
+        return Err(LoadError::NotARun { path: path.to_path_buf() });
+    }
+    let mut warnings = Vec::new();
+    let mut tensors = Vec::new();
+    let mut counts = Counts::default();
+    // Each tag is a series of its own: one that goes back to an earlier step
+    // (a restart, in the same file or a later one) follows the format's
+    // resume rule for that tag.
+    let mut points = Points::default();
+    for (file, prefix) in &files {
+        read_file(file, prefix, &mut points, &mut tensors, &mut counts, &mut warnings);
+    }
+    if counts.corrupt > 0 {
+        warnings.push(Warning::new(path, None, format!("{} record(s) with a wrong checksum were skipped", counts.corrupt)));
+    }
+    if counts.ignored > 0 {
+        warnings.push(Warning::new(path, None, format!("{} image, audio, text or other non-numeric value(s) were left alone", counts.ignored)));
+    }
+    if counts.unknown_histograms > 0 {
+        warnings.push(Warning::new(
+            path,
+            None,
+            format!(
+                "{} histogram value(s) with tags that name neither weights nor gradients were left out (docs/IMPORT.md lists the tag conventions)",
+                counts.unknown_histograms
+            ),
+        ));
+    }
+    let mapping = standard_names(points.names().map(str::to_string).collect::<Vec<_>>().iter().map(String::as_str));
+    points.rename(&mapping);
+    let mut meta = RunMeta::new(super::name_of(path));
+    meta.framework = Some(Framework {
+        name: Some("tensorboard".into()),
+        extra: [("imported_from".to_string(), serde_json::Value::from(SourceFormat::Tensorboard.id()))].into(),
+        ..Default::default()
+    });
+    if points.is_empty() && tensors.is_empty() {
+        return Err(LoadError::NothingReadable { path: path.to_path_buf(), reasons: vec!["no scalar or histogram in the event files".into()] });
+    }
+    let mut tensors = resumed(tensors);
+    tensors.sort_by(|a, b| a.step.cmp(&b.step).then_with(|| a.name.cmp(&b.name)));
+    let metrics = points.finish(path, &mut warnings);
+    Ok(Run { source: path.to_path_buf(), meta, metrics, tensors, checkpoints: Vec::new(), warnings })
+}
+
+/// The histograms of each tensor with the resume rule applied, in file
+/// order: a record at a step before the tensor's previous one (a restarted
+/// writer) supersedes that tensor's records from its step on.
+fn resumed(records: Vec<TensorRecord>) -> Vec<TensorRecord> {
+    let mut by_tensor: std::collections::HashMap<(String, TensorKind), Vec<TensorRecord>> = std::collections::HashMap::new();
+    for record in records {
+        let series = by_tensor.entry((record.name.clone(), record.kind)).or_default();
+        if series.last().is_some_and(|last| record.step <= last.step) {
+            series.retain(|r| r.step < record.step);
+        }
+        series.push(record);
+    }
+    by_tensor.into_values().flatten().collect()
+}
+
+/// CRC-32C masked as TFRecord stores it.
+fn masked_crc(bytes: &[u8]) -> u32 {
+    let crc = crc32c::crc32c(bytes);
+    crc.rotate_right(15).wrapping_add(0xa282_ead8)
+}
+
+/// Reads the records of one event file; a file cut short ends where its
+/// last whole record does.
+fn read_file(file: &Path, prefix: &str, points: &mut Points, tensors: &mut Vec<TensorRecord>, counts: &mut Counts, warnings: &mut Vec<Warning>) {
+    let reader = match std::fs::File::open(file) {
+        Ok(f) => f,
+        Err(e) => {
+            warnings.push(Warning::new(file, None, format!("not read: {e}")));
+            return;
+        }
+    };
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, reader);
+    let mut offset: u64 = 0;
+    let mut data = Vec::new();
+    loop {
+        let mut header = [0u8; 12];
+        match read_full(&mut reader, &mut header) {
+            Ok(0) => return,
+            Ok(12) => {}
+            Ok(_) | Err(_) => {
+                warnings.push(Warning::new(file, None, format!("cut short at byte {offset} (a live or killed writer): read up to there")));
+                return;
+            }
+        }
+        let length = u64::from_le_bytes(header[..8].try_into().unwrap_or_default());
+        let length_crc = u32::from_le_bytes(header[8..].try_into().unwrap_or_default());
+        if masked_crc(&header[..8]) != length_crc || length > MAX_RECORD_BYTES {
+            warnings.push(Warning::new(file, None, format!("corrupt record header at byte {offset}: the rest of the file is left out")));
+            return;
+        }
+        data.resize(length as usize + 4, 0);
+        if read_full(&mut reader, &mut data).map_or(true, |n| n < data.len()) {
+            warnings.push(Warning::new(file, None, format!("cut short at byte {offset} (a live or killed writer): read up to there")));
+            return;
+        }
+        offset += 12 + length + 4;
+        let (body, crc) = data.split_at(length as usize);
+        if masked_crc(body) != u32::from_le_bytes(crc.try_into().unwrap_or_default()) {
+            counts.corrupt += 1;
+            continue;
+        }
+        let Ok(event) = Event::decode(body) else {
+            counts.corrupt += 1;
+            continue;
+        };
+        let (Some(summary), Ok(step)) = (event.summary, u64::try_from(event.step)) else { continue };
+        for value in summary.value {
+            add_value(value, step, prefix, points, tensors, counts);
+        }
+    }
+}
+
+/// Reads until `buffer` is full or the file ends: the bytes read.
+fn read_full(reader: &mut impl Read, buffer: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match reader.read(&mut buffer[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+fn add_value(value: SummaryValue, step: u64, prefix: &str, points: &mut Points, tensors: &mut Vec<TensorRecord>, counts: &mut Counts) {
+    let plugin = value.metadata.as_ref().and_then(|m| m.plugin_data.as_ref()).map(|p| p.plugin_name.as_str()).unwrap_or("");
+    // Trainer's closing summary (`train/train_loss`, `train/total_flos`, ...)
+    // is one value of the whole run, not a step of its curves.
+    let lower = value.tag.to_ascii_lowercase();
+    if lower.starts_with("train/train_") || lower == "train/total_flos" {
+        counts.summary += 1;
+        return;
+    }
+    if let Some(v) = value.simple_value {
+        points.push_resuming(&scalar_name(&value.tag, prefix), step, v as f64);
+        return;
+    }
+    if let Some(histogram) = &value.histo {
+        add_histogram(&value.tag, step, Histogram::from_proto(histogram), tensors, counts);
+        return;
+    }
+    let Some(tensor) = &value.tensor else {
+        counts.ignored += 1;
+        return;
+    };
+    let dims = tensor.dims();
+    match (plugin, tensor.values()) {
+        ("histograms", Some(values)) if dims.len() == 2 && dims[1] == 3 => {
+            add_histogram(&value.tag, step, Histogram::from_triples(&values), tensors, counts);
+        }
+        ("scalars" | "", Some(values)) if dims.iter().product::<i64>() == 1 && values.len() == 1 => {
+            points.push_resuming(&scalar_name(&value.tag, prefix), step, values[0]);
+        }
+        _ => counts.ignored += 1,
+    }
+}
+
+/// The metric name of a scalar tag: `train/loss` is `loss`, `eval/loss`,
+/// `Loss/Validation` and a validation folder's `epoch_loss` are `val_loss`.
+fn scalar_name(tag: &str, prefix: &str) -> String {
+    let mut validation = !prefix.is_empty();
+    let parts: Vec<&str> = tag
+        .split('/')
+        .filter(|part| {
+            let lower = part.to_ascii_lowercase();
+            if ["train", "training"].contains(&lower.as_str()) {
+                return false;
+            }
+            if VALIDATION_FOLDERS.contains(&lower.as_str()) || lower == "validation" {
+                validation = true;
+                return false;
+            }
+            true
+        })
+        .collect();
+    let name = parts.join("_");
+    // Keras' TensorBoard callback names per-epoch values `epoch_loss`.
+    let name = name.strip_prefix("epoch_").filter(|rest| !rest.is_empty()).unwrap_or(&name).to_string();
+    let name = if name.is_empty() { tag.to_string() } else { name };
+    if validation && !name.starts_with("val_") {
+        format!("val_{name}")
+    } else {
+        name
+    }
+}
+
+/// A histogram's moments, exact where the writer kept them.
+struct Histogram {
+    min: f64,
+    max: f64,
+    num: f64,
+    sum: f64,
+    sum_squares: f64,
+    /// `(left, right, count)` buckets.
+    buckets: Vec<(f64, f64, f64)>,
+}
+
+impl Histogram {
+    fn from_proto(h: &HistogramProto) -> Self {
+        let mut buckets = Vec::with_capacity(h.bucket.len());
+        let mut left = h.min;
+        for (limit, count) in h.bucket_limit.iter().zip(&h.bucket) {
+            buckets.push((left, limit.min(h.max), *count));
+            left = *limit;
+        }
+        Histogram { min: h.min, max: h.max, num: h.num, sum: h.sum, sum_squares: h.sum_squares, buckets }
+    }
+
+    /// A TF2 histogram: moments estimated from the bucket centres.
+    fn from_triples(values: &[f64]) -> Self {
+        let buckets: Vec<(f64, f64, f64)> = values.chunks_exact(3).map(|c| (c[0], c[1], c[2])).collect();
+        let filled = || buckets.iter().filter(|b| b.2 > 0.0);
+        let num = filled().map(|b| b.2).sum();
+        let sum = filled().map(|b| b.2 * (b.0 + b.1) / 2.0).sum();
+        let sum_squares = filled().map(|b| b.2 * ((b.0 + b.1) / 2.0).powi(2)).sum();
+        let min = filled().map(|b| b.0).fold(f64::INFINITY, f64::min);
+        let max = filled().map(|b| b.1).fold(f64::NEG_INFINITY, f64::max);
+        Histogram { min, max, num, sum, sum_squares, buckets }
+    }
+
+    fn stats(&self) -> TensorStats {
+        let n = self.num.max(0.0);
+        let mean = if n > 0.0 { self.sum / n } else { f64::NAN };
+        let variance = if n > 0.0 { (self.sum_squares / n - mean * mean).max(0.0) } else { f64::NAN };
+        let filled = || self.buckets.iter().filter(|b| b.2 > 0.0);
+        // Estimates from the buckets: |x| at each bucket's centre, and the
+        // buckets that hold nothing but values within 1e-10 of zero.
+        let abs_mean = if n > 0.0 { filled().map(|b| b.2 * ((b.0 + b.1) / 2.0).abs()).sum::<f64>() / n } else { f64::NAN };
+        let zeros: f64 = filled().filter(|b| b.0 >= -1e-10 && b.1 <= 1e-10).map(|b| b.2).sum();
+        let finite = self.min.is_finite() && self.max.is_finite() && self.sum.is_finite();
+        TensorStats {
+            count: n as u64,
+            mean,
+            std: variance.sqrt(),
+            min: self.min,
+            max: self.max,
+            abs_mean,
+            l2: self.sum_squares.max(0.0).sqrt(),
+            zero_frac: if n > 0.0 { zeros / n } else { 0.0 },
+            nonfinite: u64::from(!finite),
+            dead_frac: None,
+            saturated_frac: None,
+            batch_std: None,
+        }
+    }
+}
+
+/// Weight or gradient, and the parameter's name, by the tag conventions of
+/// docs/IMPORT.md; `None` for other histograms.
+fn histogram_kind(tag: &str) -> Option<(TensorKind, String)> {
+    let lower = tag.to_ascii_lowercase();
+    for prefix in ["gradients/", "gradient/", "grads/", "grad/"] {
+        if lower.starts_with(prefix) {
+            return Some((TensorKind::Grad, tag[prefix.len()..].replace('/', ".")));
+        }
+    }
+    for suffix in [".grad", "/grad", "_grad", "/gradient"] {
+        if lower.ends_with(suffix) {
+            return Some((TensorKind::Grad, tag[..tag.len() - suffix.len()].replace('/', ".")));
+        }
+    }
+    for prefix in ["parameters/", "params/", "weights/", "weight/"] {
+        if lower.starts_with(prefix) {
+            return Some((TensorKind::Weight, tag[prefix.len()..].replace('/', ".")));
+        }
+    }
+    let last = lower.rsplit(['/', '.']).next().unwrap_or("");
+    ["weight", "bias", "kernel", "kernel_0", "bias_0"].contains(&last).then(|| (TensorKind::Weight, tag.replace('/', ".")))
+}
+
+fn add_histogram(tag: &str, step: u64, histogram: Histogram, tensors: &mut Vec<TensorRecord>, counts: &mut Counts) {
+    let Some((kind, name)) = histogram_kind(tag) else {
+        counts.unknown_histograms += 1;
+        return;
+    };
+    tensors.push(TensorRecord { step, name, kind, shape: None, stats: histogram.stats() });
+}
