@@ -432,9 +432,11 @@ impl Histogram {
         let variance = if n > 0.0 { (self.sum_squares / n - mean * mean).max(0.0) } else { f64::NAN };
         let filled = || self.buckets.iter().filter(|b| b.2 > 0.0);
         // Estimates from the buckets: |x| at each bucket's centre, and the
-        // buckets that hold nothing but values within 1e-10 of zero.
+        // buckets that hold nothing but values within 1e-12 of zero (below
+        // what a float32 update can move; tiny but real gradients of 1e-11
+        // are not called zeros).
         let abs_mean = if n > 0.0 { filled().map(|b| b.2 * ((b.0 + b.1) / 2.0).abs()).sum::<f64>() / n } else { f64::NAN };
-        let zeros: f64 = filled().filter(|b| b.0 >= -1e-10 && b.1 <= 1e-10).map(|b| b.2).sum();
+        let zeros: f64 = filled().filter(|b| b.0 >= -1e-12 && b.1 <= 1e-12).map(|b| b.2).sum();
         let finite = self.min.is_finite() && self.max.is_finite() && self.sum.is_finite();
         TensorStats {
             count: n as u64,
