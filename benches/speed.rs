@@ -246,6 +246,54 @@ fn write_imports(metrics: &Path, dir: &Path) -> Vec<(&'static str, PathBuf)> {
     vec![("trainer_state.json", hf), ("Lightning metrics.csv", csv)]
 }
 
+/// A TensorBoard directory of about `bytes` bytes as training writes one:
+/// the loss and learning rate every step, and histograms (64 buckets) of 20
+/// layers' weights and gradients every 10 steps.
+fn write_tensorboard(dir: &Path, bytes: u64) {
+    use postmortem::import::tensorboard::{frame, Event, HistogramProto, Summary, SummaryValue};
+    use prost::Message;
+    std::fs::create_dir_all(dir).unwrap();
+    let mut file = std::io::BufWriter::new(std::fs::File::create(dir.join("events.out.tfevents.1.host")).unwrap());
+    let mut rng = Lcg(5);
+    let scalar = |tag: &str, value: f64| SummaryValue { tag: tag.into(), simple_value: Some(value as f32), ..Default::default() };
+    let (mut written, mut step) = (0u64, 0i64);
+    while written < bytes {
+        let mut values = vec![scalar("train/loss", 2.3 / (1.0 + step as f64 / 1000.0)), scalar("train/lr", 1e-3)];
+        if step % 10 == 0 {
+            for layer in 0..20 {
+                for (tag, scale) in [("weights", 0.05), ("gradients", 1e-4)] {
+                    let counts: Vec<f64> = (0..64).map(|_| (rng.next_f32().abs() * 100.0).floor() as f64).collect();
+                    let limits: Vec<f64> = (0..64).map(|i| scale * (i as f64 - 31.5) / 32.0).collect();
+                    let histo = HistogramProto {
+                        min: -scale,
+                        max: scale,
+                        num: counts.iter().sum(),
+                        sum: 0.0,
+                        sum_squares: scale * scale * counts.iter().sum::<f64>() / 3.0,
+                        bucket_limit: limits,
+                        bucket: counts,
+                    };
+                    values.push(SummaryValue { tag: format!("{tag}/fc{layer}.weight"), histo: Some(histo), ..Default::default() });
+                }
+            }
+        }
+        let event = Event { wall_time: step as f64, step, summary: Some(Summary { value: values }) };
+        let record = frame(&event.encode_to_vec());
+        written += record.len() as u64;
+        file.write_all(&record).unwrap();
+        step += 1;
+    }
+    file.into_inner().unwrap().sync_all().unwrap();
+}
+
+const PY_TENSORBOARD: &str = r#"
+import sys
+from tensorboard.backend.event_processing import event_accumulator as ea
+acc = ea.EventAccumulator(sys.argv[1], size_guidance={ea.SCALARS: 0, ea.HISTOGRAMS: 0})
+acc.Reload()
+print(sum(len(acc.Scalars(t)) for t in acc.Tags()["scalars"]) + sum(len(acc.Histograms(t)) for t in acc.Tags()["histograms"]))
+"#;
+
 const PY_STATS: &str = r#"
 import sys, numpy as np
 from safetensors.numpy import load_file
@@ -377,6 +425,16 @@ fn main() {
         );
     }
     std::fs::remove_dir_all(&imports).ok();
+    // TensorBoard: 1 GB of scalars and histograms, against tensorboard's
+    // EventAccumulator keeping everything (size guidance 0).
+    let events = scratch.path().join("tensorboard");
+    write_tensorboard(&events, (scale * 1e9) as u64);
+    let mb = events.join("events.out.tfevents.1.host").metadata().map_or(0.0, |m| m.len() as f64 / 1e6);
+    let events_ours = measure(bin, &["analyze", events.to_str().unwrap(), "--format", "json", "--fail-on", "never"]);
+    let tensorboard_ready = Command::new("python3").args(["-c", "import tensorboard"]).output().is_ok_and(|o| o.status.success());
+    let events_theirs = tensorboard_ready.then(|| measure("python3", &["-c", PY_TENSORBOARD, events.to_str().unwrap()]));
+    row(&format!("TensorBoard events, scalars + histograms ({mb:.0} MB)"), &events_ours, events_theirs.as_ref());
+    std::fs::remove_dir_all(&events).ok();
     let out = scratch.path().join("report");
     let ours = measure(bin, &["analyze", run.to_str().unwrap(), "--out", out.to_str().unwrap(), "--fail-on", "never"]);
     row(&format!("analyze {steps} steps, all rules and plots"), &ours, theirs.as_ref());
