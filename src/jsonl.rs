@@ -292,7 +292,6 @@ impl ArrayEntries {
         let mut i = start;
         // Between entries: whitespace and commas.
         loop {
-            let entry_line = self.line;
             while let Some(&b) = bytes.get(i) {
                 match b {
                     b'\n' => self.line += 1,
@@ -301,12 +300,12 @@ impl ArrayEntries {
                 }
                 i += 1;
             }
-            let entry_line = if i < bytes.len() { self.line } else { entry_line };
             match bytes.get(i) {
                 None => return (i, false),
                 Some(b']') => return (i + 1, true),
                 Some(_) => {}
             }
+            let entry_line = self.line;
             // The common entry, a flat object: its end is the first `}` when
             // no `{` or escape comes before it and the quotes before it pair
             // up. Checked with memchr's SIMD searches, not byte by byte.
@@ -316,12 +315,7 @@ impl ArrayEntries {
                     let flat = memchr::memchr2(b'{', b'\\', inside).is_none() && memchr::memchr_iter(b'"', inside).count().is_multiple_of(2);
                     if flat {
                         self.line += memchr::memchr_iter(b'\n', inside).count();
-                        let entry = &bytes[i..close + 1];
-                        if memchr::memmem::find(entry, self.set_aside_marker).is_some() {
-                            self.set_aside.push(entry.to_vec());
-                        } else {
-                            block.spans.push((entry_line, i..close + 1, true));
-                        }
+                        self.take(bytes, i..close + 1, entry_line, block);
                         i = close + 1;
                         continue;
                     }
@@ -372,13 +366,18 @@ impl ArrayEntries {
                 self.line = lines_before;
                 return (entry_start, false);
             };
-            let entry = &bytes[entry_start..end];
-            if memchr::memmem::find(entry, self.set_aside_marker).is_some() {
-                self.set_aside.push(entry.to_vec());
-            } else {
-                block.spans.push((entry_line, entry_start..end, true));
-            }
+            self.take(bytes, entry_start..end, entry_line, block);
             i = end;
+        }
+    }
+
+    /// Hands a whole entry over in the block, or sets it aside when it holds
+    /// the marker.
+    fn take(&mut self, bytes: &[u8], range: std::ops::Range<usize>, line: usize, block: &mut Block) {
+        if memchr::memmem::find(&bytes[range.clone()], self.set_aside_marker).is_some() {
+            self.set_aside.push(bytes[range].to_vec());
+        } else {
+            block.spans.push((line, range, true));
         }
     }
 }

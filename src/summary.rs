@@ -90,13 +90,7 @@ impl Summary {
                 source: run.source.display().to_string(),
                 status: run.meta.status.map(|s| s.as_str()),
                 complete: run.is_complete(),
-                imported_from: run
-                    .meta
-                    .framework
-                    .as_ref()
-                    .and_then(|f| f.extra.get("imported_from"))
-                    .and_then(|v| v.as_str())
-                    .map(str::to_string),
+                imported_from: crate::import::imported_from(&run.meta).map(str::to_string),
             },
             steps: StepRange { rows: steps.len(), first: steps.first().copied(), last: steps.last().copied() },
             metrics,

@@ -7,7 +7,7 @@
 //! checkpoint at step N. Pickled files (`optimizer.pt`, `training_args.bin`,
 //! `pytorch_model.bin`, ...) are never loaded: loading a pickle runs code.
 
-use super::{whole, ImportOptions, SourceFormat};
+use super::{mark_imported, name_within, whole, ImportOptions, SourceFormat};
 use crate::error::{DataSource, LoadError, Warning};
 use crate::jsonl;
 use crate::run::checkpoint::Checkpoint;
@@ -63,12 +63,10 @@ pub fn load(path: &Path, _options: &ImportOptions) -> Result<Run, LoadError> {
     };
     let mut warnings = Vec::new();
     let mut reasons = Vec::new();
-    let mut meta = RunMeta::new(run_name(&dir));
-    meta.framework = Some(Framework {
-        name: Some("transformers".into()),
-        extra: [("imported_from".to_string(), Value::from(SourceFormat::HfTrainer.id()))].into(),
-        ..Default::default()
-    });
+    // A checkpoint folder is named after its step; its parent names the run.
+    let mut meta = RunMeta::new(name_within(&dir, CHECKPOINT_PREFIX));
+    meta.framework = Some(Framework { name: Some("transformers".into()), ..Default::default() });
+    mark_imported(&mut meta, SourceFormat::HfTrainer);
     let state = match read_state(&state_file, &mut warnings) {
         Ok(state) => Some(state),
         Err(e) => {
@@ -113,16 +111,6 @@ pub fn load(path: &Path, _options: &ImportOptions) -> Result<Run, LoadError> {
         checkpoints,
         warnings,
     })
-}
-
-fn run_name(dir: &Path) -> String {
-    // A checkpoint folder is named after its step; its parent names the run.
-    let name = |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let own = name(dir);
-    match (own.starts_with(CHECKPOINT_PREFIX), dir.parent()) {
-        (true, Some(parent)) if !name(parent).is_empty() => format!("{}/{own}", name(parent)),
-        _ => own,
-    }
 }
 
 /// What `trainer_state.json` says.

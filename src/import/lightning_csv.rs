@@ -3,10 +3,10 @@
 //! and epoch or validation rows (`train_loss_epoch`, `val_loss`) interleave,
 //! each with the cells of the others empty; every row has the global `step`.
 
-use super::{name_of, standard_names, ImportOptions, SourceFormat};
+use super::{hyperparameters, mark_imported, name_of, name_within, standard_names, ImportOptions, SourceFormat};
 use crate::error::{LoadError, Warning};
 use crate::run::Run;
-use postmortem_recorder::{Framework, Hyperparameters, RunMeta};
+use postmortem_recorder::{Framework, RunMeta};
 use std::path::Path;
 
 /// The file Lightning writes.
@@ -34,18 +34,15 @@ pub fn load(path: &Path, _options: &ImportOptions) -> Result<Run, LoadError> {
     if metrics.rows() == 0 {
         return Err(LoadError::NothingReadable { path: file, reasons: vec!["no row with a step".into()] });
     }
-    let framework = meta.framework.get_or_insert_with(Framework::default);
-    framework.extra.insert("imported_from".into(), SourceFormat::LightningCsv.id().into());
+    mark_imported(&mut meta, SourceFormat::LightningCsv);
     Ok(Run { source: file, meta, metrics, tensors: Vec::new(), checkpoints: Vec::new(), warnings })
 }
 
 /// `version_N` alone says little: the folder above names the experiment.
 fn run_name(dir: &Path, file: &Path) -> String {
-    let own = name_of(dir);
-    match dir.parent().map(name_of) {
-        Some(parent) if own.starts_with("version_") && !parent.is_empty() => format!("{parent}/{own}"),
-        _ if own.is_empty() => name_of(file),
-        _ => own,
+    match name_within(dir, "version_") {
+        name if name.is_empty() => name_of(file),
+        name => name,
     }
 }
 
@@ -61,19 +58,11 @@ fn read_hparams(path: &Path, meta: &mut RunMeta, warnings: &mut Vec<Warning>) {
         }
     };
     let Some(yaml_rust2::Yaml::Hash(map)) = docs.into_iter().next() else { return };
-    let mut hyper = Hyperparameters::default();
-    for (key, value) in map {
-        let (Some(key), Some(number)) = (key.as_str(), value.as_f64().or_else(|| value.as_i64().map(|v| v as f64))) else { continue };
-        match key {
-            "lr" | "learning_rate" => hyper.learning_rate = Some(number),
-            "batch_size" => hyper.batch_size = super::whole(number),
-            "weight_decay" => hyper.weight_decay = Some(number),
-            "dropout" => hyper.dropout = Some(number),
-            "max_epochs" | "epochs" => hyper.epochs = super::whole(number),
-            _ => {
-                hyper.extra.insert(key.to_string(), number.into());
-            }
-        }
-    }
-    meta.hyperparameters = Some(hyper);
+    // Numbers only: the model's own arguments, of which a few are names the
+    // format knows.
+    let numbers = map.into_iter().filter_map(|(key, value)| {
+        let number = value.as_f64().or_else(|| value.as_i64().map(|v| v as f64))?;
+        Some((key.as_str()?.to_string(), number.to_string()))
+    });
+    meta.hyperparameters = Some(hyperparameters(numbers));
 }

@@ -8,10 +8,10 @@
 //! One of its runs is addressed as `mlflow.db/<run id>`; a database of one
 //! run is that run, and `audit` lists every run of a database.
 
-use super::{metrics_run, standard_names, ImportOptions, Points, SourceFormat};
+use super::{hyperparameters, metrics_run, ImportOptions, Points, SourceFormat};
 use crate::error::{LoadError, Warning};
 use crate::run::Run;
-use postmortem_recorder::{Framework, Hyperparameters, RunMeta, RunStatus};
+use postmortem_recorder::{Framework, RunMeta, RunStatus};
 use std::path::Path;
 
 const META_FILE: &str = "meta.yaml";
@@ -74,8 +74,7 @@ pub fn load(path: &Path, _options: &ImportOptions) -> Result<Run, LoadError> {
     if bad_lines > 0 {
         warnings.push(Warning::new(&metrics_dir, None, format!("{bad_lines} metric line(s) that are not `timestamp value step` were left out")));
     }
-    let mapping = standard_names(points.names().map(str::to_string).collect::<Vec<_>>().iter().map(String::as_str));
-    points.rename(&mapping);
+    points.standardize_names();
     let meta = read_meta(path, &mut warnings);
     metrics_run(path, SourceFormat::Mlflow, meta, points, warnings)
 }
@@ -159,8 +158,7 @@ fn load_database_run(database: &Path, run_id: &str, source: &Path) -> Result<Run
     if bad_rows > 0 {
         warnings.push(Warning::new(database, None, format!("{bad_rows} metric row(s) of run {run_id} could not be read and were left out")));
     }
-    let mapping = standard_names(points.names().map(str::to_string).collect::<Vec<_>>().iter().map(String::as_str));
-    points.rename(&mapping);
+    points.standardize_names();
     let pairs = |table: &str| -> Result<Vec<(String, String)>, LoadError> {
         let mut statement = connection.prepare(&format!("SELECT key, COALESCE(value, '') FROM {table} WHERE run_uuid = ?1 ORDER BY key")).map_err(error)?;
         let rows = statement.query_map([run_id], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))).map_err(error)?;
@@ -220,27 +218,4 @@ fn read_meta(path: &Path, warnings: &mut Vec<Warning>) -> RunMeta {
     }
     meta.hyperparameters = Some(hyperparameters(read_values(&path.join(PARAMS_DIR))));
     meta
-}
-
-/// Learning rate, batch size, epochs and optimizer from MLflow params (as
-/// autologging names them); other params are kept under their names.
-fn hyperparameters(params: Vec<(String, String)>) -> Hyperparameters {
-    let mut hyper = Hyperparameters::default();
-    for (name, value) in params {
-        let number = value.parse::<f64>().ok();
-        match (name.as_str(), number) {
-            ("lr" | "learning_rate" | "opt_learning_rate", Some(n)) => hyper.learning_rate = Some(n),
-            ("batch_size", Some(n)) => hyper.batch_size = super::whole(n),
-            ("epochs" | "max_epochs", Some(n)) => hyper.epochs = super::whole(n),
-            ("weight_decay", Some(n)) => hyper.weight_decay = Some(n),
-            ("optimizer_name" | "opt_name" | "optimizer", _) => hyper.optimizer = Some(value),
-            (_, Some(n)) => {
-                hyper.extra.insert(name, n.into());
-            }
-            (_, None) => {
-                hyper.extra.insert(name, value.into());
-            }
-        }
-    }
-    hyper
 }

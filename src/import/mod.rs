@@ -17,7 +17,7 @@ use crate::error::{LoadError, Warning};
 use crate::run::metrics::MetricsTable;
 use crate::run::Run;
 use postmortem_recorder::format::{CHECKPOINT_DIR, METRICS_FILE, RUN_FILE, TENSORS_FILE};
-use postmortem_recorder::{Framework, RunMeta};
+use postmortem_recorder::{Framework, Hyperparameters, RunMeta};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -355,10 +355,7 @@ fn rename_metrics(table: &MetricsTable, rename: &BTreeMap<String, String>) -> Me
     MetricsTable::from_owned_series(chosen.into_iter().collect(), table.counts.clone())
 }
 
-/// A non-negative whole number as a step or count (`12.0` is 12).
-pub(crate) fn whole(value: f64) -> Option<u64> {
-    (value >= 0.0 && value.fract() == 0.0 && value < u64::MAX as f64).then_some(value as u64)
-}
+pub(crate) use crate::run::metrics::whole_number as whole;
 
 /// The most distinct metric names an import keeps, as the native loader does.
 const MAX_METRICS: usize = 4096;
@@ -431,9 +428,10 @@ impl Points {
         self.last_step
     }
 
-    /// The names seen so far.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.series.iter().map(|(n, _)| n.as_str())
+    /// Renames the series to the format's keys ([`standard_names`]).
+    pub fn standardize_names(&mut self) {
+        let mapping = standard_names(self.series.iter().map(|(n, _)| n.as_str()));
+        self.rename(&mapping);
     }
 
     /// Renames series; names not in `mapping` stay.
@@ -505,8 +503,7 @@ pub(crate) fn metrics_run(source: &Path, format: SourceFormat, mut meta: RunMeta
     if points.is_empty() {
         return Err(LoadError::NothingReadable { path: source.to_path_buf(), reasons: vec!["no metric value was found".into()] });
     }
-    let framework = meta.framework.get_or_insert_with(Framework::default);
-    framework.extra.insert("imported_from".into(), format.id().into());
+    mark_imported(&mut meta, format);
     let metrics = points.finish(source, &mut warnings);
     Ok(Run { source: source.to_path_buf(), meta, metrics, tensors: Vec::new(), checkpoints: Vec::new(), warnings })
 }
@@ -514,6 +511,56 @@ pub(crate) fn metrics_run(source: &Path, format: SourceFormat, mut meta: RunMeta
 /// The name a run gets from its file or folder.
 pub(crate) fn name_of(path: &Path) -> String {
     path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// A folder's name, with its parent's before it when the folder's own says
+/// little (`checkpoint-500`, `version_3`: the folder above names the run).
+pub(crate) fn name_within(dir: &Path, generic_prefix: &str) -> String {
+    let own = name_of(dir);
+    match dir.parent().map(name_of) {
+        Some(parent) if own.starts_with(generic_prefix) && !parent.is_empty() => format!("{parent}/{own}"),
+        _ => own,
+    }
+}
+
+/// Hyperparameters from a tool's `(name, value)` pairs, as MLflow params and
+/// Lightning's `hparams.yaml` hold them: the names the format knows under
+/// their usual spellings, the rest kept under their own names (numbers as
+/// numbers).
+pub(crate) fn hyperparameters(params: impl IntoIterator<Item = (String, String)>) -> Hyperparameters {
+    let mut hyper = Hyperparameters::default();
+    for (name, value) in params {
+        let number = value.parse::<f64>().ok();
+        match (name.as_str(), number) {
+            ("lr" | "learning_rate" | "opt_learning_rate", Some(n)) => hyper.learning_rate = Some(n),
+            ("batch_size", Some(n)) => hyper.batch_size = whole(n),
+            ("epochs" | "max_epochs", Some(n)) => hyper.epochs = whole(n),
+            ("weight_decay", Some(n)) => hyper.weight_decay = Some(n),
+            ("dropout", Some(n)) => hyper.dropout = Some(n),
+            ("optimizer_name" | "opt_name" | "optimizer", _) => hyper.optimizer = Some(value),
+            (_, Some(n)) => {
+                hyper.extra.insert(name, n.into());
+            }
+            (_, None) => {
+                hyper.extra.insert(name, value.into());
+            }
+        }
+    }
+    hyper
+}
+
+/// The key of `framework` in the metadata of an imported run that names the
+/// format it was read from.
+const IMPORTED_FROM: &str = "imported_from";
+
+/// Records in the metadata which format a run was read from.
+pub(crate) fn mark_imported(meta: &mut RunMeta, format: SourceFormat) {
+    meta.framework.get_or_insert_with(Framework::default).extra.insert(IMPORTED_FROM.into(), format.id().into());
+}
+
+/// The format an imported run was read from; `None` for a native run.
+pub fn imported_from(meta: &RunMeta) -> Option<&str> {
+    meta.framework.as_ref()?.extra.get(IMPORTED_FROM)?.as_str()
 }
 
 /// A CSV file as named columns of numbers (`None`: an empty cell). Blank

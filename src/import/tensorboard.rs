@@ -12,7 +12,7 @@
 //! right, count), and become weight or gradient statistics by their tag.
 //! Images, audio, text and graphs are counted and left alone.
 
-use super::{standard_names, ImportOptions, Points, SourceFormat};
+use super::{ImportOptions, Points, SourceFormat};
 use crate::error::{LoadError, Warning};
 use crate::run::Run;
 use postmortem_recorder::{Framework, RunMeta, TensorKind, TensorRecord, TensorStats};
@@ -243,14 +243,10 @@ pub fn load(path: &Path, _options: &ImportOptions) -> Result<Run, LoadError> {
             ),
         ));
     }
-    let mapping = standard_names(points.names().map(str::to_string).collect::<Vec<_>>().iter().map(String::as_str));
-    points.rename(&mapping);
+    points.standardize_names();
     let mut meta = RunMeta::new(super::name_of(path));
-    meta.framework = Some(Framework {
-        name: Some("tensorboard".into()),
-        extra: [("imported_from".to_string(), serde_json::Value::from(SourceFormat::Tensorboard.id()))].into(),
-        ..Default::default()
-    });
+    meta.framework = Some(Framework { name: Some("tensorboard".into()), ..Default::default() });
+    super::mark_imported(&mut meta, SourceFormat::Tensorboard);
     if points.is_empty() && tensors.is_empty() {
         return Err(LoadError::NothingReadable { path: path.to_path_buf(), reasons: vec!["no scalar or histogram in the event files".into()] });
     }

@@ -11,7 +11,7 @@
 //! training script printed before its log) are ignored. A step (or Keras
 //! epoch) that starts again from the first one begins a new fit.
 
-use super::{choose_fit, metrics_run, name_of, standard_names, Fit, ImportOptions, SourceFormat};
+use super::{choose_fit, metrics_run, name_of, Fit, ImportOptions, SourceFormat};
 use crate::error::{LoadError, Warning};
 use crate::run::Run;
 use postmortem_recorder::RunMeta;
@@ -163,8 +163,7 @@ pub fn load(path: &Path, options: &ImportOptions) -> Result<Run, LoadError> {
     }
     let mut warnings: Vec<Warning> = Vec::new();
     let mut fit = choose_fit(fits, options, path, &mut warnings)?;
-    let mapping = standard_names(fit.points.names().map(str::to_string).collect::<Vec<_>>().iter().map(String::as_str));
-    fit.points.rename(&mapping);
+    fit.points.standardize_names();
     metrics_run(path, SourceFormat::TextLog, RunMeta::new(name_of(path)), fit.points, warnings)
 }
 

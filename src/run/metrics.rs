@@ -577,9 +577,14 @@ impl Builder {
 fn step_of(value: &Field<'_>) -> Option<u64> {
     match value {
         Field::Unsigned(step) => Some(*step),
-        Field::Number(f) => (*f >= 0.0 && f.fract() == 0.0 && *f < u64::MAX as f64).then_some(*f as u64),
+        Field::Number(f) => whole_number(*f),
         _ => None,
     }
+}
+
+/// A non-negative whole number as a step or count (`12.0` is 12).
+pub(crate) fn whole_number(value: f64) -> Option<u64> {
+    (value >= 0.0 && value.fract() == 0.0 && value < u64::MAX as f64).then_some(value as u64)
 }
 
 fn is_missing_marker(value: &Field<'_>) -> bool {
