@@ -175,7 +175,7 @@ fn unreadable(run: &str, name: &str, error: String, fingerprint: String) -> Audi
 /// Analyzes one run and writes its report; any failure becomes the row's error.
 fn audit_one(found: &Found, folder: &str, print: &str, out: &Path, config: &Config, plot_files: crate::report::PlotFiles) -> AuditRow {
     let attempt = std::panic::catch_unwind(|| -> Result<AuditRow, String> {
-        let run = import::load(&found.path, &ImportOptions { from: Some(found.format), rename: config.metrics.clone(), ..Default::default() })
+        let run = import::load(&found.path, &ImportOptions { from: Some(found.format), rename: config.metrics.clone(), histogram_tags: config.histograms.clone(), ..Default::default() })
             .map_err(|e| e.to_string())?;
         let ctx = crate::context::Context::new(&run);
         let analysis = analyze_in(&ctx, config);

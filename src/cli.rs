@@ -31,13 +31,15 @@ pub const EXIT_ERROR: u8 = 2;
         that has only weights.\n\n\
         The logs other tools write are read as they are (docs/IMPORT.md): a Hugging Face Trainer \
         output folder or trainer_state.json, a Lightning or Keras CSV log, an MLflow run folder or \
-        database, TensorBoard event files, or a printed training log. The format is detected; --from names it.\n\n\
+        database, TensorBoard event files, a W&B run folder, or a printed training log. The format is detected; \
+        --from names it.\n\n\
         Each rule applies one item of the neural-network debugging checklist (inputs, \
         initialization, loss, activations, gradients, weights). A rule that lacks the data it \
         needs says so and what to record.",
     after_help = "Examples:\n  postmortem analyze runs/mlp-3\n  postmortem analyze runs/mlp-3 --format json > mlp-3.json\n  \
         postmortem analyze outputs/checkpoint-500          (a Hugging Face Trainer checkpoint)\n  \
         postmortem analyze lightning_logs/version_3/metrics.csv\n  \
+        postmortem analyze wandb/latest-run                (the newest W&B run)\n  \
         postmortem convert training.log --out runs/converted\n  \
         postmortem analyze runs/mlp-3 --ignore untapped-pretrained-weights --set loss-diverging.factor=3\n  \
         postmortem rules\n  postmortem explain dead-relus\n\n\
@@ -87,7 +89,13 @@ pub struct SourceArgs {
 
 impl SourceArgs {
     fn options(&self, config: &Config) -> ImportOptions {
-        ImportOptions { from: self.from, rename: config.metrics.clone(), pattern: self.pattern.clone(), fit: self.fit }
+        ImportOptions {
+            from: self.from,
+            rename: config.metrics.clone(),
+            pattern: self.pattern.clone(),
+            fit: self.fit,
+            histogram_tags: config.histograms.clone(),
+        }
     }
 }
 
@@ -100,7 +108,8 @@ pub struct ConvertArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub input: SourceArgs,
-    /// A configuration file whose [metrics] table renames metrics.
+    /// A configuration file: its [metrics] table renames metrics, its
+    /// [histograms] table names histogram tags no convention covers.
     #[arg(long)]
     pub config: Option<PathBuf>,
 }
@@ -110,7 +119,7 @@ pub struct AnalyzeArgs {
     /// A run: a postmortem run directory or .safetensors file, a Hugging Face
     /// Trainer output folder, checkpoint folder or trainer_state.json, a
     /// Lightning or Keras CSV, an MLflow run folder or database, TensorBoard
-    /// event files, or a training log.
+    /// event files, a W&B run folder (wandb/latest-run), or a training log.
     pub run: PathBuf,
     #[command(flatten)]
     pub input: SourceArgs,

@@ -10,6 +10,9 @@
 //!
 //! [metrics]
 //! my_total_loss = "loss"
+//!
+//! [histograms]
+//! gradients = ["dw/"]
 //! ```
 
 use crate::rules::{self, Severity};
@@ -39,6 +42,10 @@ pub struct Config {
     /// importer can guess: `my_total_loss = "loss"` (docs/IMPORT.md).
     #[serde(default)]
     pub metrics: BTreeMap<String, String>,
+    /// Tag prefixes of weight and gradient histograms (TensorBoard, W&B)
+    /// that no convention names: `gradients = ["dw/"]` (docs/IMPORT.md).
+    #[serde(default)]
+    pub histograms: crate::import::HistogramTags,
 }
 
 #[derive(Debug, thiserror::Error)]

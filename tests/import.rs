@@ -206,6 +206,10 @@ fn tensorboard_event_files() {
     assert!(grad.stats.l2 < 1e-6 && grad.stats.count == 128, "{:?}", grad.stats);
     let rules: Vec<&str> = analyze(&run, &Config::default()).findings.iter().map(|f| f.rule).collect();
     assert!(rules.contains(&"vanishing-gradients"), "{rules:?}");
+    // The hparams plugin's session start: the run's hyperparameters.
+    let hyper = run.meta.hyperparameters.as_ref().unwrap();
+    assert_eq!((hyper.learning_rate, hyper.optimizer.as_deref()), (Some(0.1), Some("sgd")));
+    assert_eq!(hyper.extra["layers"], 12.0);
     // Keras' layout: train/ and validation/ are one run, epoch_loss is loss and val_loss.
     let keras = load(&fixture("tensorboard/keras-style"));
     assert_eq!(keras.metrics.names(), ["accuracy", "loss", "val_accuracy", "val_loss"]);
@@ -227,6 +231,102 @@ fn tensorboard_event_files() {
     let empty = tempfile::tempdir().unwrap();
     std::fs::write(empty.path().join("events.out.tfevents.3.host"), b"").unwrap();
     assert!(import::load(empty.path(), &ImportOptions::default()).unwrap_err().to_string().contains("nothing could be analyzed"));
+}
+
+/// A W&B run folder written by `wandb` offline, whose name ends with `suffix`.
+fn wandb_run(suffix: &str) -> PathBuf {
+    let runs = fixture("wandb/wandb");
+    let found = std::fs::read_dir(&runs).unwrap().flatten().map(|e| e.path()).find(|p| !p.is_symlink() && p.to_string_lossy().ends_with(suffix));
+    found.unwrap_or_else(|| panic!("no run folder ending {suffix} in {}", runs.display()))
+}
+
+/// W&B's offline log: `wandb.watch` histograms drive the gradient rules, the
+/// config is the run's hyperparameters, the exit record its status; broken
+/// logs cost only what they hold.
+#[test]
+fn wandb_run_folders() {
+    let dir = wandb_run("-sigmoid12");
+    assert_eq!(detect(&dir).unwrap().0, SourceFormat::Wandb);
+    let run = load(&dir);
+    assert_eq!(run.meta.name.as_deref(), Some("sigmoid-12"));
+    assert_eq!(run.meta.status, Some(postmortem_recorder::RunStatus::Finished));
+    let hyper = run.meta.hyperparameters.as_ref().unwrap();
+    assert_eq!((hyper.learning_rate, hyper.optimizer.as_deref(), hyper.batch_size), (Some(0.1), Some("sgd"), Some(128)));
+    // `train/loss` is the loss; W&B's own `_step`, `_runtime` and `_timestamp` are not metrics.
+    assert_eq!(run.metrics.names(), ["loss", "lr"]);
+    assert_eq!(run.metrics.series("loss").unwrap().len(), 40);
+    // 13 layers of weight and bias, values and gradients, logged twice by wandb.watch.
+    assert_eq!(run.tensors.len(), 13 * 2 * 2 * 2);
+    let grad = run.tensors.iter().find(|t| t.name == "0.weight" && t.kind == postmortem_recorder::TensorKind::Grad).unwrap();
+    assert!(grad.stats.count == 128 && grad.stats.abs_mean < 1e-9, "{:?}", grad.stats);
+    let rules: Vec<&str> = analyze(&run, &Config::default()).findings.iter().map(|f| f.rule).collect();
+    assert!(rules.contains(&"vanishing-gradients"), "{rules:?}");
+    // The healthy run stays quiet; its summary is kept as run facts.
+    let healthy = load(&wandb_run("-healthy1"));
+    assert_eq!(healthy.metrics.names(), ["accuracy", "loss", "val_loss"]);
+    assert!(healthy.meta.extra["wandb_summary"]["loss"].as_f64().unwrap() < 0.1);
+    let findings = analyze(&healthy, &Config::default()).findings;
+    assert!(findings.iter().all(|f| f.severity < postmortem::rules::Severity::Warning), "{findings:?}");
+    // `latest-run` is the same run, read through its link.
+    assert_eq!(load(&fixture("wandb/wandb/latest-run")).metrics.series("loss"), healthy.metrics.series("loss"));
+
+    // A flipped byte costs its block; a log cut mid-record ends there; an empty log is nothing.
+    let log = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).find(|p| p.extension().is_some_and(|e| e == "wandb")).unwrap();
+    let bytes = std::fs::read(&log).unwrap();
+    let broken = tempfile::tempdir().unwrap();
+    let write = |bytes: &[u8]| {
+        std::fs::write(broken.path().join("run-x.wandb"), bytes).unwrap();
+        import::load(broken.path(), &ImportOptions::default())
+    };
+    let mut flipped = bytes.clone();
+    flipped[3 * 32 * 1024 + 40] ^= 0xff;
+    let run = write(&flipped).unwrap();
+    assert!(warnings(&run).contains("with a wrong checksum, length or content were skipped"), "{}", warnings(&run));
+    assert!(run.metrics.series("loss").unwrap().len() >= 30);
+    let run = write(&bytes[..bytes.len() / 2]).unwrap();
+    assert!(warnings(&run).contains("cut short at byte"), "{}", warnings(&run));
+    // Still running as far as the log knows: no exit record.
+    assert_eq!(run.meta.status, Some(postmortem_recorder::RunStatus::Running));
+    assert!(write(b"").unwrap_err().to_string().contains("nothing could be analyzed"));
+
+    // A log without config or summary records: files/config.yaml and
+    // files/wandb-summary.json (bare NaN included) stand in.
+    let records: Vec<import::wandb::Record> = (0..3)
+        .map(|step| import::wandb::Record {
+            history: Some(import::wandb::HistoryRecord {
+                item: vec![
+                    import::wandb::HistoryItem { key: "loss".into(), value_json: format!("{}", 1.0 - step as f64 * 0.1), ..Default::default() },
+                    import::wandb::HistoryItem { key: "_step".into(), value_json: step.to_string(), ..Default::default() },
+                    // An older SDK: a histogram as one JSON object.
+                    import::wandb::HistoryItem {
+                        key: "gradients/fc.weight".into(),
+                        value_json: r#"{"_type": "histogram", "values": [2, 2], "bins": [-0.5, 0.0, 0.5]}"#.into(),
+                        ..Default::default()
+                    },
+                ],
+                step: None,
+            }),
+            ..Default::default()
+        })
+        .collect();
+    let plain = tempfile::tempdir().unwrap();
+    std::fs::create_dir(plain.path().join("files")).unwrap();
+    std::fs::write(plain.path().join("run-y.wandb"), import::wandb::write_log(&records)).unwrap();
+    std::fs::write(plain.path().join("files/config.yaml"), "_wandb:\n  value: {}\nlr:\n  desc: null\n  value: 0.003\nepochs:\n  value: 5\n").unwrap();
+    std::fs::write(plain.path().join("files/wandb-summary.json"), r#"{"loss": 0.8, "best": NaN, "_step": 2}"#).unwrap();
+    let metadata = r#"{"program": "train.py", "host": "gpu-node-7", "gpu": "NVIDIA H100 80GB HBM3", "gpu_count": 8, "root": "/home/someone/project"}"#;
+    std::fs::write(plain.path().join("files/wandb-metadata.json"), metadata).unwrap();
+    let run = load(plain.path());
+    assert_eq!(run.metrics.series("loss").unwrap(), [(0, 1.0), (1, 0.9), (2, 0.8)]);
+    let hyper = run.meta.hyperparameters.as_ref().unwrap();
+    assert_eq!((hyper.learning_rate, hyper.epochs), (Some(0.003), Some(5)));
+    assert_eq!(run.meta.extra["wandb_summary"]["loss"], 0.8);
+    assert!(run.meta.extra["wandb_summary"]["best"].as_str().is_some_and(|v| v.eq_ignore_ascii_case("nan")), "{:?}", run.meta.extra);
+    // What ran on what is kept; the host and paths are not.
+    assert_eq!(run.meta.framework.as_ref().unwrap().device.as_deref(), Some("NVIDIA H100 80GB HBM3"));
+    assert_eq!(run.meta.extra["wandb_metadata"], serde_json::json!({"program": "train.py", "gpu": "NVIDIA H100 80GB HBM3", "gpu_count": 8}));
+    assert_eq!(run.tensors.len(), 3);
+    assert!((run.tensors[0].stats.abs_mean - 0.25).abs() < 1e-12);
 }
 
 #[test]
@@ -310,23 +410,25 @@ fn converted_runs_analyze_as_their_sources() {
         "text/nanogpt.log",
         "tensorboard/sigmoid-12",
         "tensorboard/keras-style",
+        "wandb/wandb/latest-run",
     ];
+    let sources = sources.into_iter().map(fixture).chain([wandb_run("-sigmoid12")]);
     for source in sources {
         let out = tempfile::tempdir().unwrap();
         let converted = out.path().join("run");
-        let result = postmortem(&["convert", fixture(source).to_str().unwrap(), "--out", converted.to_str().unwrap()]);
-        assert_eq!(result.status.code(), Some(0), "{source}: {}", String::from_utf8_lossy(&result.stderr));
+        let result = postmortem(&["convert", source.to_str().unwrap(), "--out", converted.to_str().unwrap()]);
+        assert_eq!(result.status.code(), Some(0), "{}: {}", source.display(), String::from_utf8_lossy(&result.stderr));
         assert_eq!(detect(&converted).unwrap().0, SourceFormat::Native);
-        let (original, copy) = (load(&fixture(source)), Run::load(&converted).unwrap());
+        let (original, copy) = (load(&source), Run::load(&converted).unwrap());
         let findings = |run: &Run| {
             analyze(run, &Config::default()).findings.iter().map(|f| (f.rule, f.severity, f.message.clone())).collect::<Vec<_>>()
         };
-        assert_eq!(findings(&copy), findings(&original), "{source}");
+        assert_eq!(findings(&copy), findings(&original), "{}", source.display());
         for name in original.metrics.names() {
-            assert_eq!(copy.metrics.series(&name), original.metrics.series(&name), "{source}: {name}");
+            assert_eq!(copy.metrics.series(&name), original.metrics.series(&name), "{}: {name}", source.display());
         }
         assert_eq!(copy.checkpoints.len(), original.checkpoints.len());
-        assert_eq!(copy.tensors.len(), original.tensors.len(), "{source}");
+        assert_eq!(copy.tensors.len(), original.tensors.len(), "{}", source.display());
     }
 }
 
@@ -342,6 +444,10 @@ fn audit_lists_every_run_of_a_mixed_tree_once() {
     assert!(mlflow_run.starts_with("mlflow/mlruns/"), "{mlflow_run}");
     // Each run of a database is a run of its own.
     assert!(database_a.starts_with("mlflow-sqlite/mlflow.db/") && database_b.starts_with("mlflow-sqlite/mlflow.db/"));
+    // Each W&B run folder once: `latest-run` is a link to one of them, not a run of its own.
+    let wandb_runs: Vec<String> = ["-sigmoid12", "-healthy1"].map(|s| format!("wandb/wandb/{}", wandb_run(s).file_name().unwrap().to_string_lossy())).into();
+    let mut wandb_runs: Vec<&str> = wandb_runs.iter().map(String::as_str).collect();
+    wandb_runs.sort();
     assert_eq!(
         listed,
         [
@@ -357,12 +463,14 @@ fn audit_lists_every_run_of_a_mixed_tree_once() {
             ("tensorboard/keras-style", SourceFormat::Tensorboard),
             ("tensorboard/sigmoid-12", SourceFormat::Tensorboard),
             ("text/nanogpt.log", SourceFormat::TextLog),
+            (wandb_runs[0], SourceFormat::Wandb),
+            (wandb_runs[1], SourceFormat::Wandb),
         ]
     );
     let out = tempfile::tempdir().unwrap();
     let result = postmortem(&["audit", fixture("").to_str().unwrap(), "--out", out.path().to_str().unwrap(), "--quiet", "--fail-on", "never"]);
     assert_eq!(result.status.code(), Some(0), "{}", String::from_utf8_lossy(&result.stderr));
     let rows: serde_json::Value = serde_json::from_slice(&std::fs::read(out.path().join("summary.json")).unwrap()).unwrap();
-    assert_eq!(rows.as_array().unwrap().len(), 12);
+    assert_eq!(rows.as_array().unwrap().len(), 14);
     assert!(rows.as_array().unwrap().iter().all(|r| r["error"].is_null()), "{rows}");
 }

@@ -7,11 +7,15 @@
 //! loader could read are named in a warning and left alone.
 
 pub mod hf_trainer;
+mod histogram;
 pub mod keras_csv;
 pub mod lightning_csv;
 pub mod mlflow;
 pub mod tensorboard;
 pub mod text_log;
+pub mod wandb;
+
+pub use histogram::HistogramTags;
 
 use crate::error::{LoadError, Warning};
 use crate::run::metrics::MetricsTable;
@@ -40,6 +44,8 @@ pub enum SourceFormat {
     TextLog,
     /// TensorBoard event files (`events.out.tfevents.*`), a folder of them or one.
     Tensorboard,
+    /// A W&B run folder (`wandb/run-*/`, `wandb/offline-run-*/`) or its `run-<id>.wandb` log.
+    Wandb,
 }
 
 impl SourceFormat {
@@ -53,6 +59,7 @@ impl SourceFormat {
             SourceFormat::Mlflow => "mlflow",
             SourceFormat::TextLog => "text-log",
             SourceFormat::Tensorboard => "tensorboard",
+            SourceFormat::Wandb => "wandb",
         }
     }
 
@@ -66,6 +73,7 @@ impl SourceFormat {
             SourceFormat::Mlflow => "MLflow",
             SourceFormat::TextLog => "text log",
             SourceFormat::Tensorboard => "TensorBoard",
+            SourceFormat::Wandb => "W&B",
         }
     }
 }
@@ -82,6 +90,8 @@ pub struct ImportOptions {
     pub pattern: Option<String>,
     /// Which fit of a file holding several (1 = the first); the last by default.
     pub fit: Option<usize>,
+    /// Tag prefixes of weight and gradient histograms beyond the conventions.
+    pub histogram_tags: HistogramTags,
 }
 
 /// Loads a run of any supported format: the native loader for native runs,
@@ -105,11 +115,24 @@ pub fn load(path: &Path, options: &ImportOptions) -> Result<Run, LoadError> {
         SourceFormat::Mlflow => mlflow::load(&at, options)?,
         SourceFormat::TextLog => text_log::load(&at, options)?,
         SourceFormat::Tensorboard => tensorboard::load(&at, options)?,
+        SourceFormat::Wandb => wandb::load(&at, options)?,
     };
     if !options.rename.is_empty() {
         run.metrics = rename_metrics(&run.metrics, &options.rename);
     }
     Ok(run)
+}
+
+/// Reads until `buffer` is full or the file ends: the bytes read.
+pub(crate) fn read_full(reader: &mut impl Read, buffer: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match reader.read(&mut buffer[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
 }
 
 /// The bytes of a file read to tell formats apart.
@@ -191,6 +214,9 @@ pub fn run_folder_format(dir: &Path) -> Option<SourceFormat> {
     if tensorboard::is_run_dir(dir) {
         return Some(SourceFormat::Tensorboard);
     }
+    if wandb::is_run_dir(dir) {
+        return Some(SourceFormat::Wandb);
+    }
     let metrics_csv = dir.join(lightning_csv::METRICS_CSV);
     if metrics_csv.is_file() {
         return detect_file(&metrics_csv);
@@ -209,6 +235,9 @@ pub fn detect_file(path: &Path) -> Option<SourceFormat> {
     }
     if tensorboard::is_event_file(path) {
         return Some(SourceFormat::Tensorboard);
+    }
+    if wandb::is_log_file(path) {
+        return Some(SourceFormat::Wandb);
     }
     if name == "meta.yaml" {
         return None;
@@ -293,6 +322,7 @@ fn is_log_file_name(path: &Path) -> bool {
     matches!(extension, "safetensors" | "csv" | "log" | "txt" | "out" | "db" | "sqlite")
         || name == hf_trainer::STATE_FILE
         || tensorboard::is_event_file(path)
+        || wandb::is_log_file(path)
 }
 
 /// The format's key for a metric name the tools share (Lightning, Keras,

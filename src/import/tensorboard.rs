@@ -12,12 +12,12 @@
 //! right, count), and become weight or gradient statistics by their tag.
 //! Images, audio, text and graphs are counted and left alone.
 
-use super::{ImportOptions, Points, SourceFormat};
+use super::histogram::{self, Histogram, HistogramTags};
+use super::{read_full, ImportOptions, Points, SourceFormat};
 use crate::error::{LoadError, Warning};
 use crate::run::Run;
-use postmortem_recorder::{Framework, RunMeta, TensorKind, TensorRecord, TensorStats};
+use postmortem_recorder::{Framework, RunMeta, TensorRecord};
 use prost::Message;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// The start of an event file's name.
@@ -69,6 +69,39 @@ pub struct SummaryMetadata {
 pub struct PluginData {
     #[prost(string, tag = "1")]
     pub plugin_name: String,
+    #[prost(bytes = "vec", tag = "2")]
+    pub content: Vec<u8>,
+}
+
+/// The hparams plugin's content (tensorboard's `plugins/hparams/plugin_data.proto`):
+/// a session's start holds its hyperparameters.
+#[derive(Clone, PartialEq, Message)]
+pub struct HParamsPluginData {
+    #[prost(message, optional, tag = "3")]
+    pub session_start_info: Option<SessionStartInfo>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+pub struct SessionStartInfo {
+    #[prost(map = "string, message", tag = "1")]
+    pub hparams: std::collections::HashMap<String, ProtoValue>,
+}
+
+/// `google.protobuf.Value`, for the kinds a hyperparameter takes.
+#[derive(Clone, PartialEq, Message)]
+pub struct ProtoValue {
+    #[prost(double, optional, tag = "2")]
+    pub number_value: Option<f64>,
+    #[prost(string, optional, tag = "3")]
+    pub string_value: Option<String>,
+    #[prost(bool, optional, tag = "4")]
+    pub bool_value: Option<bool>,
+}
+
+impl ProtoValue {
+    fn text(&self) -> Option<String> {
+        self.number_value.map(|n| n.to_string()).or_else(|| self.string_value.clone()).or_else(|| self.bool_value.map(|b| b.to_string()))
+    }
 }
 
 #[derive(Clone, PartialEq, Message)]
@@ -210,9 +243,11 @@ struct Counts {
     summary: usize,
     ignored: usize,
     unknown_histograms: usize,
+    /// The hparams plugin's hyperparameters, as `(name, value)`.
+    hparams: Vec<(String, String)>,
 }
 
-pub fn load(path: &Path, _options: &ImportOptions) -> Result<Run, LoadError> {
+pub fn load(path: &Path, options: &ImportOptions) -> Result<Run, LoadError> {
     let files = event_files(path);
     if files.is_empty() {
         return Err(LoadError::NotARun { path: path.to_path_buf() });
@@ -225,7 +260,7 @@ pub fn load(path: &Path, _options: &ImportOptions) -> Result<Run, LoadError> {
     // resume rule for that tag.
     let mut points = Points::default();
     for (file, prefix) in &files {
-        read_file(file, prefix, &mut points, &mut tensors, &mut counts, &mut warnings);
+        read_file(file, prefix, &options.histogram_tags, &mut points, &mut tensors, &mut counts, &mut warnings);
     }
     if counts.corrupt > 0 {
         warnings.push(Warning::new(path, None, format!("{} record(s) with a wrong checksum were skipped", counts.corrupt)));
@@ -233,42 +268,20 @@ pub fn load(path: &Path, _options: &ImportOptions) -> Result<Run, LoadError> {
     if counts.ignored > 0 {
         warnings.push(Warning::new(path, None, format!("{} image, audio, text or other non-numeric value(s) were left alone", counts.ignored)));
     }
-    if counts.unknown_histograms > 0 {
-        warnings.push(Warning::new(
-            path,
-            None,
-            format!(
-                "{} histogram value(s) with tags that name neither weights nor gradients were left out (docs/IMPORT.md lists the tag conventions)",
-                counts.unknown_histograms
-            ),
-        ));
-    }
+    histogram::warn_unnamed(path, counts.unknown_histograms, &mut warnings);
     points.standardize_names();
     let mut meta = RunMeta::new(super::name_of(path));
     meta.framework = Some(Framework { name: Some("tensorboard".into()), ..Default::default() });
+    if !counts.hparams.is_empty() {
+        meta.hyperparameters = Some(super::hyperparameters(std::mem::take(&mut counts.hparams)));
+    }
     super::mark_imported(&mut meta, SourceFormat::Tensorboard);
     if points.is_empty() && tensors.is_empty() {
         return Err(LoadError::NothingReadable { path: path.to_path_buf(), reasons: vec!["no scalar or histogram in the event files".into()] });
     }
-    let mut tensors = resumed(tensors);
-    tensors.sort_by(|a, b| a.step.cmp(&b.step).then_with(|| a.name.cmp(&b.name)));
+    let tensors = histogram::resumed(tensors);
     let metrics = points.finish(path, &mut warnings);
     Ok(Run { source: path.to_path_buf(), meta, metrics, tensors, checkpoints: Vec::new(), warnings })
-}
-
-/// The histograms of each tensor with the resume rule applied, in file
-/// order: a record at a step before the tensor's previous one (a restarted
-/// writer) supersedes that tensor's records from its step on.
-fn resumed(records: Vec<TensorRecord>) -> Vec<TensorRecord> {
-    let mut by_tensor: std::collections::HashMap<(String, TensorKind), Vec<TensorRecord>> = std::collections::HashMap::new();
-    for record in records {
-        let series = by_tensor.entry((record.name.clone(), record.kind)).or_default();
-        if series.last().is_some_and(|last| record.step <= last.step) {
-            series.retain(|r| r.step < record.step);
-        }
-        series.push(record);
-    }
-    by_tensor.into_values().flatten().collect()
 }
 
 /// CRC-32C masked as TFRecord stores it.
@@ -279,7 +292,7 @@ fn masked_crc(bytes: &[u8]) -> u32 {
 
 /// Reads the records of one event file; a file cut short ends where its
 /// last whole record does.
-fn read_file(file: &Path, prefix: &str, points: &mut Points, tensors: &mut Vec<TensorRecord>, counts: &mut Counts, warnings: &mut Vec<Warning>) {
+fn read_file(file: &Path, prefix: &str, tags: &HistogramTags, points: &mut Points, tensors: &mut Vec<TensorRecord>, counts: &mut Counts, warnings: &mut Vec<Warning>) {
     let reader = match std::fs::File::open(file) {
         Ok(f) => f,
         Err(e) => {
@@ -323,24 +336,12 @@ fn read_file(file: &Path, prefix: &str, points: &mut Points, tensors: &mut Vec<T
         };
         let (Some(summary), Ok(step)) = (event.summary, u64::try_from(event.step)) else { continue };
         for value in summary.value {
-            add_value(value, step, prefix, points, tensors, counts);
+            add_value(value, step, prefix, tags, points, tensors, counts);
         }
     }
 }
 
-/// Reads until `buffer` is full or the file ends: the bytes read.
-fn read_full(reader: &mut impl Read, buffer: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buffer.len() {
-        match reader.read(&mut buffer[filled..])? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    Ok(filled)
-}
-
-fn add_value(value: SummaryValue, step: u64, prefix: &str, points: &mut Points, tensors: &mut Vec<TensorRecord>, counts: &mut Counts) {
+fn add_value(value: SummaryValue, step: u64, prefix: &str, tags: &HistogramTags, points: &mut Points, tensors: &mut Vec<TensorRecord>, counts: &mut Counts) {
     let plugin = value.metadata.as_ref().and_then(|m| m.plugin_data.as_ref()).map(|p| p.plugin_name.as_str()).unwrap_or("");
     // Trainer's closing summary (`train/train_loss`, `train/total_flos`, ...)
     // is one value of the whole run, not a step of its curves.
@@ -349,12 +350,22 @@ fn add_value(value: SummaryValue, step: u64, prefix: &str, points: &mut Points, 
         counts.summary += 1;
         return;
     }
+    if plugin == "hparams" {
+        // The experiment and session-end parts carry no hyperparameter.
+        let content = value.metadata.and_then(|m| m.plugin_data).map(|p| p.content).unwrap_or_default();
+        if let Some(start) = HParamsPluginData::decode(content.as_slice()).ok().and_then(|d| d.session_start_info) {
+            let mut pairs: Vec<(String, String)> = start.hparams.iter().filter_map(|(name, v)| Some((name.clone(), v.text()?))).collect();
+            pairs.sort();
+            counts.hparams.extend(pairs);
+        }
+        return;
+    }
     if let Some(v) = value.simple_value {
         points.push_resuming(&scalar_name(&value.tag, prefix), step, v as f64);
         return;
     }
     if let Some(histogram) = &value.histo {
-        add_histogram(&value.tag, step, Histogram::from_proto(histogram), tensors, counts);
+        add_histogram(&value.tag, step, &proto_histogram(histogram), tags, tensors, counts);
         return;
     }
     let Some(tensor) = &value.tensor else {
@@ -364,7 +375,8 @@ fn add_value(value: SummaryValue, step: u64, prefix: &str, points: &mut Points, 
     let dims = tensor.dims();
     match (plugin, tensor.values()) {
         ("histograms", Some(values)) if dims.len() == 2 && dims[1] == 3 => {
-            add_histogram(&value.tag, step, Histogram::from_triples(&values), tensors, counts);
+            let buckets = values.chunks_exact(3).map(|c| (c[0], c[1], c[2])).collect();
+            add_histogram(&value.tag, step, &Histogram::from_buckets(buckets), tags, tensors, counts);
         }
         ("scalars" | "", Some(values)) if dims.iter().product::<i64>() == 1 && values.len() == 1 => {
             points.push_resuming(&scalar_name(&value.tag, prefix), step, values[0]);
@@ -402,103 +414,28 @@ fn scalar_name(tag: &str, prefix: &str) -> String {
     }
 }
 
-/// A histogram's moments, exact where the writer kept them.
-struct Histogram {
-    min: f64,
-    max: f64,
-    num: f64,
-    sum: f64,
-    sum_squares: f64,
-    /// `(left, right, count)` buckets.
-    buckets: Vec<(f64, f64, f64)>,
+/// A `HistogramProto`: its moments are exact.
+fn proto_histogram(h: &HistogramProto) -> Histogram {
+    let mut buckets = Vec::with_capacity(h.bucket.len());
+    let mut left = h.min;
+    for (limit, count) in h.bucket_limit.iter().zip(&h.bucket) {
+        buckets.push((left, limit.min(h.max), *count));
+        left = *limit;
+    }
+    Histogram { min: h.min, max: h.max, num: h.num, sum: h.sum, sum_squares: h.sum_squares, buckets }
 }
 
-impl Histogram {
-    fn from_proto(h: &HistogramProto) -> Self {
-        let mut buckets = Vec::with_capacity(h.bucket.len());
-        let mut left = h.min;
-        for (limit, count) in h.bucket_limit.iter().zip(&h.bucket) {
-            buckets.push((left, limit.min(h.max), *count));
-            left = *limit;
-        }
-        Histogram { min: h.min, max: h.max, num: h.num, sum: h.sum, sum_squares: h.sum_squares, buckets }
+fn add_histogram(tag: &str, step: u64, histogram: &Histogram, tags: &HistogramTags, tensors: &mut Vec<TensorRecord>, counts: &mut Counts) {
+    match histogram::tensor_record(tag, step, histogram, tags) {
+        Some(record) => tensors.push(record),
+        None => counts.unknown_histograms += 1,
     }
-
-    /// A TF2 histogram: moments estimated from the bucket centres.
-    fn from_triples(values: &[f64]) -> Self {
-        let buckets: Vec<(f64, f64, f64)> = values.chunks_exact(3).map(|c| (c[0], c[1], c[2])).collect();
-        let filled = || buckets.iter().filter(|b| b.2 > 0.0);
-        let num = filled().map(|b| b.2).sum();
-        let sum = filled().map(|b| b.2 * (b.0 + b.1) / 2.0).sum();
-        let sum_squares = filled().map(|b| b.2 * ((b.0 + b.1) / 2.0).powi(2)).sum();
-        let min = filled().map(|b| b.0).fold(f64::INFINITY, f64::min);
-        let max = filled().map(|b| b.1).fold(f64::NEG_INFINITY, f64::max);
-        Histogram { min, max, num, sum, sum_squares, buckets }
-    }
-
-    fn stats(&self) -> TensorStats {
-        let n = self.num.max(0.0);
-        let mean = if n > 0.0 { self.sum / n } else { f64::NAN };
-        let variance = if n > 0.0 { (self.sum_squares / n - mean * mean).max(0.0) } else { f64::NAN };
-        let filled = || self.buckets.iter().filter(|b| b.2 > 0.0);
-        // Estimates from the buckets: |x| at each bucket's centre, and the
-        // buckets that hold nothing but values within 1e-12 of zero (below
-        // what a float32 update can move; tiny but real gradients of 1e-11
-        // are not called zeros).
-        let abs_mean = if n > 0.0 { filled().map(|b| b.2 * ((b.0 + b.1) / 2.0).abs()).sum::<f64>() / n } else { f64::NAN };
-        let zeros: f64 = filled().filter(|b| b.0 >= -1e-12 && b.1 <= 1e-12).map(|b| b.2).sum();
-        let finite = self.min.is_finite() && self.max.is_finite() && self.sum.is_finite();
-        TensorStats {
-            count: n as u64,
-            mean,
-            std: variance.sqrt(),
-            min: self.min,
-            max: self.max,
-            abs_mean,
-            l2: self.sum_squares.max(0.0).sqrt(),
-            zero_frac: if n > 0.0 { zeros / n } else { 0.0 },
-            nonfinite: u64::from(!finite),
-            dead_frac: None,
-            saturated_frac: None,
-            batch_std: None,
-        }
-    }
-}
-
-/// Weight or gradient, and the parameter's name, by the tag conventions of
-/// docs/IMPORT.md; `None` for other histograms.
-fn histogram_kind(tag: &str) -> Option<(TensorKind, String)> {
-    let lower = tag.to_ascii_lowercase();
-    for prefix in ["gradients/", "gradient/", "grads/", "grad/"] {
-        if lower.starts_with(prefix) {
-            return Some((TensorKind::Grad, tag[prefix.len()..].replace('/', ".")));
-        }
-    }
-    for suffix in [".grad", "/grad", "_grad", "/gradient"] {
-        if lower.ends_with(suffix) {
-            return Some((TensorKind::Grad, tag[..tag.len() - suffix.len()].replace('/', ".")));
-        }
-    }
-    for prefix in ["parameters/", "params/", "weights/", "weight/"] {
-        if lower.starts_with(prefix) {
-            return Some((TensorKind::Weight, tag[prefix.len()..].replace('/', ".")));
-        }
-    }
-    let last = lower.rsplit(['/', '.']).next().unwrap_or("");
-    ["weight", "bias", "kernel", "kernel_0", "bias_0"].contains(&last).then(|| (TensorKind::Weight, tag.replace('/', ".")))
-}
-
-fn add_histogram(tag: &str, step: u64, histogram: Histogram, tensors: &mut Vec<TensorRecord>, counts: &mut Counts) {
-    let Some((kind, name)) = histogram_kind(tag) else {
-        counts.unknown_histograms += 1;
-        return;
-    };
-    tensors.push(TensorRecord { step, name, kind, shape: None, stats: histogram.stats() });
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use postmortem_recorder::TensorKind;
 
     /// Records framed here read back through the importer: a scalar as a
     /// simple value and as a TF2 double tensor, a TF2 histogram tensor, and a
@@ -512,7 +449,7 @@ mod tests {
             tensor_content: content,
             ..Default::default()
         };
-        let plugin = |name: &str| Some(SummaryMetadata { plugin_data: Some(PluginData { plugin_name: name.into() }) });
+        let plugin = |name: &str| Some(SummaryMetadata { plugin_data: Some(PluginData { plugin_name: name.into(), ..Default::default() }) });
         let triples: Vec<u8> = [-1.0f64, 0.0, 3.0, 0.0, 1.0, 1.0].iter().flat_map(|v| v.to_le_bytes()).collect();
         let mut bytes = Vec::new();
         for step in 0..3i64 {
@@ -533,5 +470,10 @@ mod tests {
         // Three values at -0.5 and one at 0.5, from the bucket centres.
         assert!((grad.stats.mean - -0.25).abs() < 1e-12 && (grad.stats.abs_mean - 0.5).abs() < 1e-12, "{:?}", grad.stats);
         assert!(run.warnings.iter().any(|w| w.message.contains("3 histogram value(s) with tags that name neither")), "{:?}", run.warnings);
+        // A prefix of the user's own names them.
+        let tags = HistogramTags { weights: vec!["activations/".into()], ..Default::default() };
+        let named = load(dir.path(), &ImportOptions { histogram_tags: tags, ..Default::default() }).unwrap();
+        assert_eq!(named.tensors.iter().filter(|t| t.name == "fc1" && t.kind == TensorKind::Weight).count(), 3);
+        assert!(named.warnings.iter().all(|w| !w.message.contains("name neither")), "{:?}", named.warnings);
     }
 }
