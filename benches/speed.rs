@@ -459,6 +459,19 @@ fn main() {
     if !status.is_ok_and(|s| s.success()) {
         println!("the trainer failed");
     }
+
+    // The PyTorch recorder inside a ResNet-18 step, where python3 has torch.
+    println!("\nPyTorch recorder overhead (CPU):");
+    let torch_ready = Command::new("python3").args(["-c", "import torch"]).output().is_ok_and(|o| o.status.success());
+    if !torch_ready {
+        println!("python3 cannot import torch: left out");
+        return;
+    }
+    let rounds = ((scale * 4.0) as u64).max(1).to_string();
+    let status = Command::new("python3").args(["benches/torch_overhead.py", "--device", "cpu", "--rounds", &rounds]).current_dir(root).status();
+    if !status.is_ok_and(|s| s.success()) {
+        println!("the PyTorch benchmark failed");
+    }
 }
 
 /// An archive of `runs` runs, copies of the fixture runs in turn.

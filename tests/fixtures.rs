@@ -1,6 +1,7 @@
-//! The fault-injection corpus: every fixture under fixtures/runs loads, its
-//! expected.json holds, every rule is made to fire by some fixture, and the
-//! corpus stays small.
+//! The fault-injection corpora: every fixture under fixtures/runs (candle
+//! training, recorded by the Rust recorder) and fixtures/torch (PyTorch
+//! training, recorded by the Python package) loads, its expected.json holds,
+//! every rule is made to fire by some fixture, and the corpora stay small.
 
 use postmortem::analysis::analyze;
 use postmortem::config::Config;
@@ -10,11 +11,18 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-fn fixtures() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/runs");
+/// The run folders of a corpus under fixtures/, at least `at_least` of them.
+fn corpus(name: &str, at_least: usize) -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name);
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(root).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect();
     dirs.sort();
-    assert!(dirs.len() >= 25, "the corpus has {} fixtures", dirs.len());
+    assert!(dirs.len() >= at_least, "the {name} corpus has {} fixtures", dirs.len());
+    dirs
+}
+
+fn fixtures() -> Vec<PathBuf> {
+    let mut dirs = corpus("runs", 25);
+    dirs.extend(corpus("torch", 12));
     dirs
 }
 
@@ -73,13 +81,15 @@ fn every_rule_has_a_fixture_that_makes_it_fire() {
 
 #[test]
 fn corpus_stays_small() {
-    let mut total = 0;
-    for dir in fixtures() {
-        let size = dir_size(&dir);
-        assert!(size < 2 << 20, "{} is {size} bytes", dir.display());
-        total += size;
+    for (name, at_least, limit) in [("runs", 25, 30 << 20), ("torch", 12, 12 << 20)] {
+        let mut total = 0;
+        for dir in corpus(name, at_least) {
+            let size = dir_size(&dir);
+            assert!(size < 2 << 20, "{} is {size} bytes", dir.display());
+            total += size;
+        }
+        assert!(total < limit, "fixtures/{name} is {total} bytes");
     }
-    assert!(total < 30 << 20, "fixtures/runs is {total} bytes");
 }
 
 fn dir_size(dir: &Path) -> u64 {

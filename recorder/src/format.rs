@@ -312,6 +312,12 @@ pub struct TensorRecord {
     /// within version 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shape: Option<Vec<u64>>,
+    /// `update` lines only: the optimizer steps the update spans (1 for the
+    /// value after one `optimizer.step()` minus the value before it). Absent,
+    /// it spans the steps since the parameter's previous record. Optional
+    /// since it came later within version 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span: Option<u64>,
     #[serde(flatten)]
     pub stats: TensorStats,
 }

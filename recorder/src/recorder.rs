@@ -194,14 +194,14 @@ impl Recorder {
 
     /// Appends one line to `tensors.jsonl`, without the tensor's shape.
     pub fn log_tensor(&mut self, step: u64, name: &str, kind: TensorKind, stats: &TensorStats) -> Result<(), Error> {
-        self.write_tensor_line(TensorRecord { step, name: name.to_string(), kind, shape: None, stats: *stats })
+        self.write_tensor_line(TensorRecord { step, name: name.to_string(), kind, shape: None, span: None, stats: *stats })
     }
 
     /// Appends one line to `tensors.jsonl` with the tensor's shape, from which
     /// the analyzer takes a weight's fan-in.
     pub fn log_tensor_shaped(&mut self, step: u64, name: &str, kind: TensorKind, shape: &[usize], stats: &TensorStats) -> Result<(), Error> {
         let shape = Some(shape.iter().map(|&d| d as u64).collect());
-        self.write_tensor_line(TensorRecord { step, name: name.to_string(), kind, shape, stats: *stats })
+        self.write_tensor_line(TensorRecord { step, name: name.to_string(), kind, shape, span: None, stats: *stats })
     }
 
     fn write_tensor_line(&mut self, record: TensorRecord) -> Result<(), Error> {

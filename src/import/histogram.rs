@@ -131,7 +131,7 @@ pub(crate) fn warn_unnamed(path: &Path, count: usize, warnings: &mut Vec<Warning
 /// when the tag names neither weights nor gradients.
 pub(crate) fn tensor_record(tag: &str, step: u64, histogram: &Histogram, configured: &HistogramTags) -> Option<TensorRecord> {
     let (kind, name) = histogram_kind(tag, configured)?;
-    Some(TensorRecord { step, name, kind, shape: None, stats: histogram.stats() })
+    Some(TensorRecord { step, name, kind, shape: None, span: None, stats: histogram.stats() })
 }
 
 /// The histograms of each tensor with the resume rule applied, in file

@@ -11,7 +11,8 @@ declare_rule! {
     /// before tanh and sigmoid; LeCun, sqrt(1 / fan_in), before none (the
     /// output layer). It fires when one layer is off by `factor` or more, or
     /// when the layers' ratios multiply to `factor` or more through the
-    /// depth of the net.
+    /// depth of the net (an output layer smaller than its rule is left out
+    /// of the product: it only makes the initial logits small).
     ///
     /// ## Why it matters
     /// Each layer multiplies the scale of the signal by roughly its weight
@@ -102,7 +103,11 @@ impl Rule for InitScaleOff {
             );
         }
         let factor = options.get("factor");
-        let compounded: f64 = rows.iter().map(|r| r.4).product();
+        // A small output layer only makes the initial logits small, which is
+        // harmless (some recipes zero it): it does not shrink the signal
+        // through the net, so it is not compounded. A large one is.
+        let last = layers.last().map(|l| l.weight.as_str());
+        let compounded: f64 = rows.iter().filter(|r| !(Some(r.0.weight.as_str()) == last && r.4 < 1.0)).map(|r| r.4).product();
         let worst = rows.iter().max_by(|a, b| a.4.ln().abs().total_cmp(&b.4.ln().abs())).copied();
         let Some(worst) = worst else { return Outcome::Passed("no layer to compare".into()) };
         let off = |r: f64| r >= factor || r <= 1.0 / factor;

@@ -478,6 +478,19 @@ fn update_ratio() {
     assert!(passed(&check(rule, &updates(0.001), &[("low", exact)])));
     assert!(fired(&check(rule, &updates(0.001), &[("low", exact * 1.01)])));
     assert!(skipped(&check(rule, &with_layers(2).build(), &[])));
+    // An update that says it spans one step is one step's, and needs no
+    // earlier weight record: the first recorded step counts too.
+    let mut spanned = updates(0.001);
+    for record in spanned.tensors.iter_mut().filter(|r| r.kind == TensorKind::Update) {
+        record.span = Some(1);
+    }
+    let mut first = spanned.tensors.iter().find(|r| r.kind == TensorKind::Update && r.step == 10).unwrap().clone();
+    first.step = 0;
+    spanned.tensors.push(first);
+    let per_step = 0.001 / 10.0;
+    assert!(passed(&check(rule, &spanned, &[("low", per_step)])));
+    assert!(fired(&check(rule, &spanned, &[("low", per_step * 1.01)])));
+    assert_eq!(update_ratio::update_ratios(&crate::context::Context::new(&spanned))[0].1.len(), 3);
 }
 
 #[test]
@@ -525,6 +538,16 @@ fn stalled_weights() {
     assert!(passed(&check(rule, &with(&[0, 10, 20], true), &[])));
     assert!(skipped(&check(rule, &with(&[0, 10], false), &[])));
     assert!(fired(&check(rule, &with(&[0, 10], false), &[("min_records", 2.0)])));
+    // Running statistics that never change say the model trains in eval mode.
+    let mut b = run();
+    for step in [0, 10, 20] {
+        b = b.tensor(step, "bn.running_mean", TensorKind::Weight, stats(64, 0.0, 0.0));
+        b = b.tensor(step, "fc1.weight", TensorKind::Weight, stats(100, 0.0, 0.1 + step as f64 * 1e-3));
+    }
+    let found = findings(check(rule, &b.build(), &[]));
+    assert_eq!(found.len(), 1);
+    assert!(found[0].message.contains("running statistic(s) never change (the model trains in evaluation mode): bn.running_mean"), "{}", found[0].message);
+    assert!(found[0].recommendation.contains("model.train()"));
 }
 
 #[test]

@@ -24,8 +24,9 @@ declare_rule! {
     ///
     /// ## Known problems
     /// Parameters frozen on purpose (a pretrained backbone) fire too: ignore
-    /// the rule for such runs. Buffers saved with the weights (batch norm
-    /// running statistics) are judged like parameters.
+    /// the rule for such runs. Batch normalization's running statistics,
+    /// saved with the weights, are reported apart: they never change when the
+    /// model trains in evaluation mode (`model.eval()` left on).
     pub struct StalledWeights {
         id: "stalled-weights",
         checklist: "Stalled parameters (beyond the checklist)",
@@ -69,23 +70,48 @@ impl Rule for StalledWeights {
         if stalled.is_empty() {
             return Outcome::Passed(format!("all {judged} parameters change"));
         }
-        let names: Vec<&str> = stalled.iter().map(|s| s.0.as_str()).collect();
-        let mut finding = Finding::new(
-            Self::META.id,
-            Severity::Warning,
-            format!("{} parameter(s) never change: {}", stalled.len(), names.iter().take(6).copied().collect::<Vec<_>>().join(", ")),
-        );
-        for (name, first, last, records) in stalled.iter().take(10) {
-            finding = finding.evidence(
-                Evidence::new(format!("recorded steps with {name} unchanged from step {first}"), *records as f64)
-                    .threshold("the parameter changes")
-                    .at(*last)
-                    .tensor(name),
-            );
+        // Normalization's running statistics are buffers, not parameters: no
+        // optimizer moves them, the forward pass in training mode does.
+        let (running, params): (Vec<_>, Vec<_>) = stalled.into_iter().partition(|s| is_running_statistic(&s.0));
+        let mut findings = Vec::new();
+        if !params.is_empty() {
+            findings.push(stalled_finding(&params, "parameter(s) never change").recommend(
+                "check that these parameters are passed to the optimizer (built before it, not filtered out, \
+                 requires_grad on) and that they receive a gradient; ignore this rule if they are frozen on purpose",
+            ));
         }
-        Outcome::Fired(vec![finding.recommend(
-            "check that these parameters are passed to the optimizer (built before it, not filtered out, \
-             requires_grad on) and that they receive a gradient; ignore this rule if they are frozen on purpose",
-        )])
+        if !running.is_empty() {
+            findings.push(stalled_finding(&running, "normalization running statistic(s) never change (the model trains in evaluation mode)").recommend(
+                "call model.train() before the training loop, and again after each validation pass that calls model.eval(): \
+                 batch normalization updates its running statistics (and dropout drops units) only in training mode",
+            ));
+        }
+        Outcome::Fired(findings)
     }
+}
+
+/// Batch normalization's running mean and variance (PyTorch's
+/// `running_mean`/`running_var`, Keras' `moving_mean`/`moving_variance`).
+fn is_running_statistic(name: &str) -> bool {
+    let last = name.rsplit(['.', '/']).next().unwrap_or(name);
+    matches!(last, "running_mean" | "running_var" | "moving_mean" | "moving_variance")
+}
+
+/// A finding naming the tensors that never change, each with its evidence.
+fn stalled_finding(stalled: &[(String, u64, u64, usize)], what: &str) -> Finding {
+    let names: Vec<&str> = stalled.iter().map(|s| s.0.as_str()).collect();
+    let mut finding = Finding::new(
+        StalledWeights::META.id,
+        Severity::Warning,
+        format!("{} {what}: {}", stalled.len(), names.iter().take(6).copied().collect::<Vec<_>>().join(", ")),
+    );
+    for (name, first, last, records) in stalled.iter().take(10) {
+        finding = finding.evidence(
+            Evidence::new(format!("recorded steps with {name} unchanged from step {first}"), *records as f64)
+                .threshold("the parameter changes")
+                .at(*last)
+                .tensor(name),
+        );
+    }
+    finding
 }

@@ -40,13 +40,13 @@ impl RunBuilder {
     }
 
     pub fn tensor(mut self, step: u64, name: &str, kind: TensorKind, stats: TensorStats) -> Self {
-        self.tensors.push(TensorRecord { step, name: name.to_string(), kind, shape: None, stats });
+        self.tensors.push(TensorRecord { step, name: name.to_string(), kind, shape: None, span: None, stats });
         self
     }
 
     /// A tensor line that gives its shape.
     pub fn tensor_shaped(mut self, step: u64, name: &str, kind: TensorKind, shape: &[u64], stats: TensorStats) -> Self {
-        self.tensors.push(TensorRecord { step, name: name.to_string(), kind, shape: Some(shape.to_vec()), stats });
+        self.tensors.push(TensorRecord { step, name: name.to_string(), kind, shape: Some(shape.to_vec()), span: None, stats });
         self
     }
 

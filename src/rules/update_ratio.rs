@@ -10,7 +10,7 @@ declare_rule! {
     /// Computes, per weight layer, the size of one step's update against the
     /// size of the weights, ||dW|| / ||W||, from the `update` statistics
     /// (W at a recorded step minus W at the previous one, divided by the steps
-    /// in between). It fires when the median while the run is learning (until
+    /// in between, or by the steps the line says it spans). It fires when the median while the run is learning (until
     /// the loss has made 90% of its drop) is below `low` or above `high` for
     /// most layers.
     ///
@@ -53,6 +53,15 @@ declare_rule! {
 /// Per weight layer, the per-step ratio ||dW|| / ||W|| at each recorded step.
 pub fn update_ratios(ctx: &Context) -> Vec<(String, Vec<(u64, f64)>)> {
     let weights = ctx.stats(TensorKind::Weight);
+    // Updates that say how many steps they span (a recorder's optimizer
+    // hooks: 1); the others span the steps since the previous record.
+    let spans: std::collections::HashMap<(&str, u64), u64> = ctx
+        .run
+        .tensors
+        .iter()
+        .filter(|r| r.kind == TensorKind::Update)
+        .filter_map(|r| Some(((r.name.as_str(), r.step), r.span.filter(|&n| n > 0)?)))
+        .collect();
     ctx.weight_series(TensorKind::Update)
         .into_iter()
         .filter_map(|(layer, updates)| {
@@ -60,7 +69,11 @@ pub fn update_ratios(ctx: &Context) -> Vec<(String, Vec<(u64, f64)>)> {
             let mut out = Vec::new();
             for (step, u) in updates {
                 let i = w.iter().position(|(s, _)| s == step)?;
-                let since = if i > 0 { step - w[i - 1].0 } else { continue };
+                let since = match spans.get(&(layer.weight.as_str(), *step)) {
+                    Some(&span) => span,
+                    None if i > 0 => step - w[i - 1].0,
+                    None => continue,
+                };
                 let norm = w[i].1.l2;
                 if norm > 1e-12 && since > 0 && u.l2.is_finite() {
                     out.push((*step, u.l2 / norm / since as f64));
