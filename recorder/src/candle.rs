@@ -301,6 +301,86 @@ pub fn write_checkpoint(
     recorder.write_checkpoint(step, &tensors)
 }
 
+/// A metric of a step: a value already on the host, or one kept on the
+/// device until [`DeviceMetrics::flush`].
+#[derive(Debug, Clone)]
+pub enum StepValue {
+    Host(f64),
+    /// A scalar tensor, written as it is.
+    Scalar(Tensor),
+    /// A scalar tensor whose square root is written (a norm kept squared).
+    Sqrt(Tensor),
+    /// A vector of class counts.
+    Counts(Tensor),
+}
+
+impl StepValue {
+    fn tensor(&self) -> Option<&Tensor> {
+        match self {
+            StepValue::Host(_) => None,
+            StepValue::Scalar(t) | StepValue::Sqrt(t) | StepValue::Counts(t) => Some(t),
+        }
+    }
+}
+
+/// Per-step metrics kept on the device and written in batches: a step that
+/// records nothing else does not wait for the device. [`DeviceMetrics::flush`]
+/// moves every waiting value to the host in one transfer and writes one line
+/// per step, its metrics in the order they were given; call it on the steps
+/// that record statistics (which transfer anyway), when
+/// [`DeviceMetrics::is_full`], and at the end.
+#[derive(Debug)]
+pub struct DeviceMetrics {
+    pending: Vec<(u64, Vec<(String, StepValue)>)>,
+    flush_every: usize,
+}
+
+impl DeviceMetrics {
+    pub fn new(flush_every: usize) -> Self {
+        DeviceMetrics { pending: Vec::new(), flush_every: flush_every.max(1) }
+    }
+
+    /// Adds a step's metrics; nothing is read from the device.
+    pub fn push(&mut self, step: u64, metrics: Vec<(String, StepValue)>) {
+        self.pending.push((step, metrics));
+    }
+
+    /// Whether `flush_every` steps are waiting.
+    pub fn is_full(&self) -> bool {
+        self.pending.len() >= self.flush_every
+    }
+
+    /// Writes the waiting steps' lines: all their device values cross to the
+    /// host in one transfer (they must be on one device).
+    pub fn flush(&mut self, recorder: &mut Recorder) -> Result<(), Error> {
+        let tensors: Vec<Tensor> = self
+            .pending
+            .iter()
+            .flat_map(|(_, metrics)| metrics.iter().filter_map(|(_, v)| v.tensor()))
+            .map(|t| t.flatten_all().and_then(|t| t.to_dtype(DType::F64)))
+            .collect::<Result<_, _>>()?;
+        let host = if tensors.is_empty() { Vec::new() } else { Tensor::cat(&tensors, 0)?.to_vec1::<f64>()? };
+        let mut at = 0;
+        for (step, values) in self.pending.drain(..) {
+            let mut metrics = crate::Metrics::new();
+            for (name, value) in values {
+                let n = value.tensor().map_or(0, Tensor::elem_count);
+                let read = host.get(at..at + n).unwrap_or_default();
+                at += n;
+                let first = read.first().copied().unwrap_or(f64::NAN);
+                metrics = match value {
+                    StepValue::Host(v) => metrics.scalar(name, v),
+                    StepValue::Scalar(_) => metrics.scalar(name, first),
+                    StepValue::Sqrt(_) => metrics.scalar(name, first.sqrt()),
+                    StepValue::Counts(_) => metrics.counts(name, read.iter().map(|c| c.round().max(0.0) as u64).collect()),
+                };
+            }
+            recorder.log_metrics(step, &metrics)?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -367,6 +447,27 @@ mod tests {
         assert!(close(batched[2].dead_frac.unwrap(), host[2].dead_frac.unwrap(), 1e-9));
         assert!(close(batched[2].batch_std.unwrap(), host[2].batch_std.unwrap(), 1e-5));
         assert_eq!(batched[2].saturated_frac, None);
+    }
+
+    /// Scalars kept on the device are written in the order given, one line
+    /// per step, only when flushed.
+    #[test]
+    fn device_metrics_write_in_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rec = Recorder::create(dir.path(), crate::RunMeta::new("t")).unwrap();
+        let mut metrics = DeviceMetrics::new(2);
+        let scalar = |v: f32| Tensor::new(v, &Device::Cpu).unwrap();
+        metrics.push(0, vec![("loss".into(), StepValue::Scalar(scalar(2.5))), ("lr".into(), StepValue::Host(0.1)), ("grad_norm".into(), StepValue::Sqrt(scalar(9.0)))]);
+        assert!(!metrics.is_full());
+        let counts = Tensor::new(&[3f32, 0.0, 1.0], &Device::Cpu).unwrap();
+        metrics.push(1, vec![("loss".into(), StepValue::Scalar(scalar(f32::NAN))), ("label_counts".into(), StepValue::Counts(counts))]);
+        assert!(metrics.is_full());
+        let path = dir.path().join(crate::format::METRICS_FILE);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
+        metrics.flush(&mut rec).unwrap();
+        assert!(!metrics.is_full());
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, "{\"step\":0,\"loss\":2.5,\"lr\":0.1,\"grad_norm\":3.0}\n{\"step\":1,\"loss\":NaN,\"label_counts\":[3,0,1]}\n");
     }
 
     #[test]
