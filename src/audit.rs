@@ -10,6 +10,7 @@ use crate::run::Run;
 use crate::series;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -82,6 +83,68 @@ pub fn fingerprint(path: &Path) -> (String, Option<SystemTime>) {
     (parts.join("|"), newest)
 }
 
+/// How runs are shared among the processes of a partitioned audit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PartitionBy {
+    /// By a stable hash of the run's path under the archive: the same on
+    /// every machine, and a run keeps its partition when others come and go.
+    Hash,
+    /// Contiguous shares of the runs in sorted order.
+    Count,
+}
+
+/// The share `index` of `total` (1-based, as `--partition hash:K/N`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Partition {
+    pub by: PartitionBy,
+    pub index: usize,
+    pub total: usize,
+}
+
+impl std::str::FromStr for Partition {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let expected = || format!("--partition {text:?}: expected hash:K/N or count:K/N with 1 <= K <= N");
+        let (by, share) = text.split_once(':').ok_or_else(expected)?;
+        let by = match by {
+            "hash" => PartitionBy::Hash,
+            "count" => PartitionBy::Count,
+            _ => return Err(expected()),
+        };
+        let (index, total) = share.split_once('/').ok_or_else(expected)?;
+        let (index, total) = (index.trim().parse::<usize>().map_err(|_| expected())?, total.trim().parse::<usize>().map_err(|_| expected())?);
+        if index == 0 || index > total {
+            return Err(expected());
+        }
+        Ok(Partition { by, index, total })
+    }
+}
+
+impl std::fmt::Display for Partition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let by = match self.by {
+            PartitionBy::Hash => "hash",
+            PartitionBy::Count => "count",
+        };
+        write!(f, "{by}:{}/{}", self.index, self.total)
+    }
+}
+
+impl Partition {
+    /// Whether the run at `position` of `count` (in sorted order), at
+    /// `relative` under the archive, is in this share.
+    pub fn selects(&self, position: usize, count: usize, relative: &str) -> bool {
+        let share = match self.by {
+            PartitionBy::Hash => (xxhash_rust::xxh3::xxh3_64(relative.as_bytes()) % self.total as u64) as usize,
+            // Shares differ in size by one at most.
+            PartitionBy::Count => position * self.total / count.max(1),
+        };
+        share == self.index - 1
+    }
+}
+
 /// What the audit was asked to do.
 #[derive(Debug, Clone)]
 pub struct AuditOptions {
@@ -93,6 +156,8 @@ pub struct AuditOptions {
     pub changed_only: bool,
     /// The plot files of each run's report.
     pub plot_files: crate::report::PlotFiles,
+    /// Only this share of the runs (a process of a partitioned audit).
+    pub partition: Option<Partition>,
 }
 
 pub fn run(root: &Path, out: &Path, config: &Config, options: &AuditOptions) -> Result<Audit, std::io::Error> {
@@ -107,17 +172,25 @@ pub fn run(root: &Path, out: &Path, config: &Config, options: &AuditOptions) -> 
     } else {
         BTreeMap::new()
     };
+    // Report folders are named over every run of the archive, whichever
+    // share this process audits, so that the parts of a partitioned audit
+    // merge into what one process would have written.
     let mut taken = std::collections::BTreeSet::new();
     let mut jobs = Vec::new();
     let mut left_out = 0;
-    for f in found {
-        let (print, newest) = fingerprint(&f.path);
+    let count = found.len();
+    let selected = |position: usize, relative: &str| options.partition.is_none_or(|p| p.selects(position, count, relative));
+    for (position, f) in found.into_iter().enumerate() {
+        let mine = selected(position, &f.relative);
+        let (print, newest) = if mine || options.since.is_some() { fingerprint(&f.path) } else { (String::new(), None) };
         if options.since.is_some_and(|since| newest.is_none_or(|n| n < since)) {
-            left_out += 1;
+            left_out += usize::from(mine);
             continue;
         }
         let folder = safe_name(&f.relative, &mut taken);
-        jobs.push((f, folder, print));
+        if mine {
+            jobs.push((f, folder, print));
+        }
     }
     let bar = ProgressBar::with_draw_target(Some(jobs.len() as u64), if options.progress { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() });
     if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} runs {elapsed} {wide_msg}") {
@@ -141,13 +214,114 @@ pub fn run(root: &Path, out: &Path, config: &Config, options: &AuditOptions) -> 
             .collect()
     });
     bar.finish_and_clear();
+    // A folder that could not be read belongs to the share its path hashes to.
+    let hashed = options.partition.map(|p| Partition { by: PartitionBy::Hash, ..p });
     for (at, error) in walk_errors {
-        rows.push(unreadable(&at, &at, error, String::new()));
+        if hashed.is_none_or(|p| p.selects(0, 1, &at)) {
+            rows.push(unreadable(&at, &at, error, String::new()));
+        }
     }
+    Ok(finish(root.display().to_string(), rows, left_out, reused.into_inner()))
+}
+
+/// The audit of `rows`: sorted, controls linked and sweeps found over all of
+/// them.
+fn finish(archive: String, mut rows: Vec<AuditRow>, left_out: usize, reused: usize) -> Audit {
     rows.sort_by(|a, b| a.run.cmp(&b.run));
     link_controls(&mut rows);
     let sweeps = find_sweeps(&rows);
-    Ok(Audit { archive: root.display().to_string(), rows, sweeps, left_out, reused: reused.into_inner() })
+    Audit { archive, rows, sweeps, left_out, reused }
+}
+
+/// The file a partitioned audit writes beside its rows: which share it is.
+pub const PART_FILE: &str = "part.json";
+
+/// What [`PART_FILE`] holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Part {
+    pub archive: String,
+    pub partition: Partition,
+    pub left_out: usize,
+    pub reused: usize,
+}
+
+/// How the parts given to [`merge`] cover the partitions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Coverage {
+    pub total: usize,
+    /// Shares no part covers (1-based).
+    pub missing: Vec<usize>,
+    /// Shares given more than once; the first is used.
+    pub duplicated: Vec<usize>,
+}
+
+/// Why parts could not be merged.
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{}: not the output of `postmortem audit --partition` ({message})", path.display())]
+    NotAPart { path: PathBuf, message: String },
+    #[error("the parts come from different audits: {0}")]
+    Mismatch(String),
+}
+
+/// Merges the outputs of a partitioned audit into `out`: every part's rows
+/// and run reports, controls and sweeps found over all of them. Missing and
+/// duplicated shares are reported, not fatal.
+pub fn merge(parts: &[PathBuf], out: &Path) -> Result<(Audit, Coverage), MergeError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| MergeError::Io { path, source }
+    };
+    let mut seen: BTreeMap<usize, PathBuf> = BTreeMap::new();
+    let mut first: Option<Part> = None;
+    let mut coverage = Coverage::default();
+    let (mut rows, mut left_out, mut reused) = (Vec::new(), 0, 0);
+    for dir in parts {
+        let read = |name: &str| std::fs::read(dir.join(name)).map_err(|e| MergeError::NotAPart { path: dir.clone(), message: format!("{name}: {e}") });
+        let part: Part = serde_json::from_slice(&read(PART_FILE)?).map_err(|e| MergeError::NotAPart { path: dir.clone(), message: format!("{PART_FILE}: {e}") })?;
+        let base = first.get_or_insert_with(|| part.clone());
+        if (base.archive.as_str(), base.partition.by, base.partition.total) != (part.archive.as_str(), part.partition.by, part.partition.total) {
+            return Err(MergeError::Mismatch(format!("{} is {} of {}, {} is {} of {}", parts[0].display(), base.partition, base.archive, dir.display(), part.partition, part.archive)));
+        }
+        if seen.contains_key(&part.partition.index) {
+            coverage.duplicated.push(part.partition.index);
+            continue;
+        }
+        seen.insert(part.partition.index, dir.clone());
+        let part_rows: Vec<AuditRow> = serde_json::from_slice(&read(STATE_FILE)?).map_err(|e| MergeError::NotAPart { path: dir.clone(), message: format!("{STATE_FILE}: {e}") })?;
+        for row in &part_rows {
+            // Only the run's own report folder, named as one process names it.
+            if let Some(folder) = row.report.as_deref().and_then(|r| Path::new(r).parent()).filter(|f| f.starts_with(RUNS_DIR) && f.components().count() == 2) {
+                copy_dir(&dir.join(folder), &out.join(folder)).map_err(io(&dir.join(folder)))?;
+            }
+        }
+        rows.extend(part_rows);
+        left_out += part.left_out;
+        reused += part.reused;
+    }
+    let Some(base) = first else { return Err(MergeError::Mismatch("no part given".into())) };
+    coverage.total = base.partition.total;
+    coverage.missing = (1..=base.partition.total).filter(|i| !seen.contains_key(i)).collect();
+    coverage.duplicated.dedup();
+    Ok((finish(base.archive, rows, left_out, reused), coverage))
+}
+
+/// The folder of the run reports in an audit's output.
+pub const RUNS_DIR: &str = "runs";
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    for entry in walkdir::WalkDir::new(from).follow_links(false) {
+        let entry = entry.map_err(std::io::Error::other)?;
+        let target = to.join(entry.path().strip_prefix(from).map_err(std::io::Error::other)?);
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&target)?;
+        } else if entry.file_type().is_file() {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
 }
 
 fn unreadable(run: &str, name: &str, error: String, fingerprint: String) -> AuditRow {
@@ -179,7 +353,7 @@ fn audit_one(found: &Found, folder: &str, print: &str, out: &Path, config: &Conf
             .map_err(|e| e.to_string())?;
         let ctx = crate::context::Context::new(&run);
         let analysis = analyze_in(&ctx, config);
-        let report_dir = out.join("runs").join(folder);
+        let report_dir = out.join(RUNS_DIR).join(folder);
         crate::report::write_with(&ctx, &analysis, &report_dir, plot_files).map_err(|e| e.to_string())?;
         Ok(row_of(found, folder, print, &run, &analysis))
     });
@@ -213,7 +387,7 @@ fn row_of(found: &Found, folder: &str, print: &str, run: &Run, analysis: &Analys
         final_loss: loss.last().map(|p| p.1),
         last_step: run.metrics.steps().last().copied(),
         incomplete: analysis.verdict.incomplete,
-        report: Some(format!("runs/{folder}/report.html")),
+        report: Some(format!("{RUNS_DIR}/{folder}/report.html")),
         error: None,
         input_warnings: analysis.warnings.iter().map(|w| w.to_string()).collect(),
         hyperparameters,
@@ -312,6 +486,31 @@ mod tests {
         assert_eq!(safe_name("../../etc", &mut taken), "__..__etc");
         assert_eq!(safe_name("", &mut taken), "run");
         assert!(!safe_name(&"x".repeat(500), &mut taken).contains('/'));
+    }
+
+    #[test]
+    fn partitions_share_every_run_once() {
+        assert_eq!("hash:2/4".parse::<Partition>(), Ok(Partition { by: PartitionBy::Hash, index: 2, total: 4 }));
+        assert_eq!("count:1/1".parse::<Partition>().unwrap().to_string(), "count:1/1");
+        for bad in ["hash:0/4", "hash:5/4", "hash:1", "shard:1/2", "count:a/2", "count:1/0"] {
+            assert!(bad.parse::<Partition>().is_err(), "{bad}");
+        }
+        let runs: Vec<String> = (0..103).map(|i| format!("team/run-{i}")).collect();
+        for by in [PartitionBy::Hash, PartitionBy::Count] {
+            let shares: Vec<Vec<usize>> = (1..=4)
+                .map(|index| {
+                    let p = Partition { by, index, total: 4 };
+                    (0..runs.len()).filter(|&i| p.selects(i, runs.len(), &runs[i])).collect()
+                })
+                .collect();
+            let mut all: Vec<usize> = shares.concat();
+            all.sort();
+            assert_eq!(all, (0..runs.len()).collect::<Vec<_>>(), "{by:?}");
+            assert!(shares.iter().all(|s| s.len() >= 15), "{by:?}: {:?}", shares.iter().map(Vec::len).collect::<Vec<_>>());
+        }
+        // Contiguous, and within one of each other in size.
+        let first = Partition { by: PartitionBy::Count, index: 1, total: 4 };
+        assert_eq!((0..103).filter(|&i| first.selects(i, 103, "")).collect::<Vec<_>>(), (0..26).collect::<Vec<_>>());
     }
 
     #[test]

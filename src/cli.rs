@@ -148,15 +148,26 @@ pub struct AnalyzeArgs {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct AuditArgs {
+    #[command(subcommand)]
+    pub action: Option<AuditAction>,
     /// A folder of runs, of any supported format and mixed: postmortem run
     /// folders, Hugging Face output folders (one run each, however many
     /// checkpoints), Lightning version folders, MLflow runs, CSV and text
     /// logs, and .safetensors files outside runs. Symbolic links are not followed.
-    pub archive: PathBuf,
+    #[arg(required = true)]
+    pub archive: Option<PathBuf>,
     /// Where to write index.html, summary.csv, summary.json and runs/<run>/.
-    #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
+    #[arg(long, value_name = "DIR", required = true)]
+    pub out: Option<PathBuf>,
+    /// Audit one share of the runs, for a job array (Slurm, Kubernetes
+    /// Indexed Jobs): hash:K/N by a stable hash of each run's path, the same
+    /// on every machine, or count:K/N for the K-th of N contiguous shares in
+    /// sorted order (K from 1). Each share writes its own --out folder;
+    /// `postmortem audit merge` joins them (docs/SCALE.md).
+    #[arg(long, value_name = "hash:K/N")]
+    pub partition: Option<crate::audit::Partition>,
     /// Runs analyzed at once (default: one per core).
     #[arg(long)]
     pub jobs: Option<usize>,
@@ -184,6 +195,25 @@ pub struct AuditArgs {
     /// Skip these rules (comma-separated ids).
     #[arg(long, value_delimiter = ',')]
     pub ignore: Vec<String>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum AuditAction {
+    /// Join the output folders of a partitioned audit (`audit --partition`)
+    /// into one: the index, summaries and sweeps over every run, as one
+    /// process would have written them. Missing or repeated shares are named.
+    Merge {
+        /// The --out folders of the partitions.
+        #[arg(required = true)]
+        parts: Vec<PathBuf>,
+        /// Where to write the merged index.html, summary.csv, summary.json and runs/.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Exit with 1 when a run has a finding this severe, or could not be
+        /// read, or a share is missing.
+        #[arg(long, value_enum, default_value_t = FailOn::Error)]
+        fail_on: FailOn,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -251,6 +281,10 @@ enum CliError {
     OutInsideRun { out: PathBuf, run: PathBuf },
     #[error("--out {}: not empty; convert writes a new run directory", .0.display())]
     OutNotEmpty(PathBuf),
+    #[error(transparent)]
+    Merge(#[from] crate::audit::MergeError),
+    #[error("{0}")]
+    Usage(String),
 }
 
 fn load_config(args: &AnalyzeArgs) -> Result<Config, CliError> {
@@ -300,6 +334,12 @@ fn analyze(args: &AnalyzeArgs) -> Result<u8, CliError> {
 
 fn audit(args: &AuditArgs) -> Result<u8, CliError> {
     use std::io::IsTerminal;
+    if let Some(AuditAction::Merge { parts, out, fail_on }) = &args.action {
+        return merge(parts, out, *fail_on);
+    }
+    let (Some(archive), Some(out)) = (&args.archive, &args.out) else {
+        return Err(CliError::Usage("audit needs ARCHIVE and --out DIR".into()));
+    };
     let mut config = match &args.config {
         Some(path) => Config::load(path)?,
         None => Config::default(),
@@ -315,18 +355,37 @@ fn audit(args: &AuditArgs) -> Result<u8, CliError> {
         since,
         changed_only: args.changed,
         plot_files: if args.png { crate::report::PlotFiles::SvgAndPng } else { crate::report::PlotFiles::Svg },
+        partition: args.partition,
     };
-    let io = |path: &std::path::Path| {
-        let path = path.to_path_buf();
-        move |source| CliError::Io { path, source }
-    };
-    std::fs::create_dir_all(&args.out).map_err(io(&args.out))?;
-    let result = crate::audit::run(&args.archive, &args.out, &config, &options).map_err(io(&args.archive))?;
-    let write = |name: &str, text: String| std::fs::write(args.out.join(name), text).map_err(io(&args.out.join(name)));
-    write("index.html", export::audit_html::render(&result))?;
-    write("summary.csv", export::audit_csv::render(&result).map_err(|e| CliError::Csv(e.to_string()))?)?;
+    std::fs::create_dir_all(out).map_err(io(out))?;
+    let result = crate::audit::run(archive, out, &config, &options).map_err(io(archive))?;
+    write_audit(out, &result)?;
+    if let Some(partition) = args.partition {
+        let part = crate::audit::Part { archive: result.archive.clone(), partition, left_out: result.left_out, reused: result.reused };
+        std::fs::write(out.join(crate::audit::PART_FILE), serde_json::to_string_pretty(&part)? + "\n").map_err(io(&out.join(crate::audit::PART_FILE)))?;
+    }
+    let what = args.partition.map_or_else(String::new, |p| format!(" (partition {p})"));
+    report_audit(&result, &what, out);
+    Ok(audit_exit(&result, args.fail_on))
+}
+
+fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> CliError {
+    let path = path.to_path_buf();
+    move |source| CliError::Io { path, source }
+}
+
+/// An audit's output files: index.html, summary.csv, summary.json and the
+/// state `--changed` reads.
+fn write_audit(out: &std::path::Path, result: &crate::audit::Audit) -> Result<(), CliError> {
+    let write = |name: &str, text: String| std::fs::write(out.join(name), text).map_err(io(&out.join(name)));
+    write("index.html", export::audit_html::render(result))?;
+    write("summary.csv", export::audit_csv::render(result).map_err(|e| CliError::Csv(e.to_string()))?)?;
     write("summary.json", serde_json::to_string_pretty(&result.rows)? + "\n")?;
-    write(crate::audit::STATE_FILE, serde_json::to_string(&result.rows)?)?;
+    write(crate::audit::STATE_FILE, serde_json::to_string(&result.rows)?)
+}
+
+/// The audit's one-line summary, and a warning per unreadable run.
+fn report_audit(result: &crate::audit::Audit, what: &str, out: &std::path::Path) {
     let counts: Vec<String> = result.counts().iter().map(|(v, n)| format!("{n} {v}")).collect();
     let mut extra = String::new();
     if result.left_out > 0 {
@@ -335,11 +394,31 @@ fn audit(args: &AuditArgs) -> Result<u8, CliError> {
     if result.reused > 0 {
         extra.push_str(&format!(", {} unchanged since the last audit", result.reused));
     }
-    println!("audited {} runs: {}{extra}; see {}", result.rows.len(), counts.join(", "), args.out.join("index.html").display());
+    println!("audited {} runs{what}: {}{extra}; see {}", result.rows.len(), counts.join(", "), out.join("index.html").display());
     for row in result.rows.iter().filter(|r| r.error.is_some()) {
         eprintln!("warning: {}: {}", row.run, row.error.as_deref().unwrap_or_default());
     }
-    let threshold = match args.fail_on {
+}
+
+fn merge(parts: &[PathBuf], out: &std::path::Path, fail_on: FailOn) -> Result<u8, CliError> {
+    std::fs::create_dir_all(out).map_err(io(out))?;
+    let (result, coverage) = crate::audit::merge(parts, out)?;
+    write_audit(out, &result)?;
+    report_audit(&result, &format!(" (merged from {} of {} partitions)", coverage.total - coverage.missing.len(), coverage.total), out);
+    let list = |shares: &[usize]| shares.iter().map(|i| format!("{i}/{}", coverage.total)).collect::<Vec<_>>().join(", ");
+    if !coverage.missing.is_empty() {
+        eprintln!("warning: partitions missing: {}; their runs are not in the index", list(&coverage.missing));
+    }
+    if !coverage.duplicated.is_empty() {
+        eprintln!("warning: partitions given more than once: {}; the first of each was used", list(&coverage.duplicated));
+    }
+    let code = audit_exit(&result, fail_on);
+    Ok(if !coverage.missing.is_empty() && fail_on != FailOn::Never { EXIT_FINDINGS } else { code })
+}
+
+/// Exit code of an audit: 1 when a run is at or above `fail_on`.
+fn audit_exit(result: &crate::audit::Audit, fail_on: FailOn) -> u8 {
+    let threshold = match fail_on {
         FailOn::Never => None,
         other => other.threshold(),
     };
@@ -350,7 +429,11 @@ fn audit(args: &AuditArgs) -> Result<u8, CliError> {
         _ => None,
     };
     let failed = threshold.is_some_and(|t| result.rows.iter().any(|r| severity(&r.verdict).is_some_and(|s| s >= t)));
-    Ok(if failed { EXIT_FINDINGS } else { EXIT_OK })
+    if failed {
+        EXIT_FINDINGS
+    } else {
+        EXIT_OK
+    }
 }
 
 fn convert(args: &ConvertArgs) -> Result<u8, CliError> {

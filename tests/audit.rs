@@ -42,6 +42,18 @@ fn archive() -> tempfile::TempDir {
     dir
 }
 
+/// Three copies of the healthy run at learning rates 3e-4, 3e-3 and 3e-2:
+/// `lr-0`, `lr-1`, `lr-2` under `dir`.
+fn write_sweep(dir: &Path) {
+    let healthy = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/runs/healthy");
+    for (i, lr) in ["0.0003", "0.003", "0.03"].iter().enumerate() {
+        let run = dir.join(format!("lr-{i}"));
+        copy_dir(&healthy, &run);
+        let meta = std::fs::read_to_string(run.join("run.json")).unwrap().replace("\"learning_rate\": 0.003", &format!("\"learning_rate\": {lr}"));
+        std::fs::write(run.join("run.json"), meta).unwrap();
+    }
+}
+
 fn rows(out: &Path) -> Vec<(String, String)> {
     let json: Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     json.as_array().unwrap().iter().map(|r| (r["run"].as_str().unwrap().to_string(), r["verdict"].as_str().unwrap().to_string())).collect()
@@ -125,17 +137,97 @@ fn a_control_on_a_standard_corpus_is_recognized() {
 
 #[test]
 fn sweeps_are_grouped_by_the_one_parameter_that_differs() {
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/runs/healthy");
     let archive = tempfile::tempdir().unwrap();
-    for (i, lr) in ["0.0003", "0.003", "0.03"].iter().enumerate() {
-        let run = archive.path().join(format!("lr-{i}"));
-        copy_dir(&fixtures, &run);
-        let meta = std::fs::read_to_string(run.join("run.json")).unwrap().replace("\"learning_rate\": 0.003", &format!("\"learning_rate\": {lr}"));
-        std::fs::write(run.join("run.json"), meta).unwrap();
-    }
+    write_sweep(archive.path());
     let out = tempfile::tempdir().unwrap();
     postmortem(&["audit", archive.path().to_str().unwrap(), "--out", out.path().to_str().unwrap(), "--quiet"]);
     let index = std::fs::read_to_string(out.path().join("index.html")).unwrap();
     assert!(index.contains("learning_rate sweep over 3 runs"), "no sweep in the index");
     assert!(index.contains("<figure><svg"));
+}
+
+/// Every file of an audit's output folder but the state file, by path.
+fn output_files(out: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = walkdir::WalkDir::new(out)
+        .sort_by_file_name()
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .map(|e| (e.path().strip_prefix(out).unwrap().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
+        .filter(|(name, _)| !name.ends_with(".json") || name == "summary.json" || name.starts_with("runs/"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Partitioned audits, run as separate processes and merged, write what one
+/// audit writes: the same index, summaries, sweep and report folders, even
+/// where two runs' report folders would take the same name.
+#[test]
+fn partitions_merge_into_the_single_audit() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/runs");
+    let archive = tempfile::tempdir().unwrap();
+    write_sweep(&archive.path().join("sweep"));
+    // `a/b` and `a__b` name their report folders alike: the second gets `-2`
+    // in whichever partition it falls.
+    copy_dir(&fixtures.join("dead-relu"), &archive.path().join("a/b"));
+    copy_dir(&fixtures.join("zero-init"), &archive.path().join("a__b"));
+    copy_dir(&fixtures.join("crashed"), &archive.path().join("z/crashed"));
+    std::fs::create_dir_all(archive.path().join("z/broken")).unwrap();
+    std::fs::write(archive.path().join("z/broken/run.json"), "{").unwrap();
+    let a = archive.path().to_str().unwrap();
+    let single = tempfile::tempdir().unwrap();
+    postmortem(&["audit", a, "--out", single.path().to_str().unwrap(), "--quiet", "--fail-on", "never"]);
+    let expected = output_files(single.path());
+    assert!(expected.iter().any(|(name, _)| name == "runs/a__b-2/report.html"), "{:?}", expected.iter().map(|f| &f.0).collect::<Vec<_>>());
+    for by in ["hash", "count"] {
+        let scratch = tempfile::tempdir().unwrap();
+        let parts: Vec<String> = (1..=3).map(|k| scratch.path().join(format!("part-{k}")).to_string_lossy().into_owned()).collect();
+        // Three processes at once, as a job array runs them.
+        let children: Vec<_> = parts
+            .iter()
+            .enumerate()
+            .map(|(k, part)| {
+                Command::new(env!("CARGO_BIN_EXE_postmortem"))
+                    .args(["audit", a, "--out", part, "--quiet", "--fail-on", "never", "--partition", &format!("{by}:{}/3", k + 1)])
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for mut child in children {
+            assert!(child.wait().unwrap().success());
+        }
+        let sizes: Vec<usize> = parts.iter().map(|p| rows(Path::new(p)).len()).collect();
+        assert_eq!(sizes.iter().sum::<usize>(), 7, "{by}: {sizes:?}");
+        let merged = scratch.path().join("merged");
+        let mut args = vec!["audit", "merge"];
+        args.extend(parts.iter().map(String::as_str));
+        args.extend(["--out", merged.to_str().unwrap(), "--fail-on", "never"]);
+        let result = postmortem(&args);
+        assert_eq!(result.status.code(), Some(0), "{}", String::from_utf8_lossy(&result.stderr));
+        assert!(String::from_utf8_lossy(&result.stdout).contains("merged from 3 of 3 partitions"));
+        let got = output_files(&merged);
+        assert_eq!(got.iter().map(|f| &f.0).collect::<Vec<_>>(), expected.iter().map(|f| &f.0).collect::<Vec<_>>(), "{by}");
+        for ((name, bytes), (_, want)) in got.iter().zip(&expected) {
+            assert!(bytes == want, "{by}: {name} differs from the single audit's");
+        }
+        // A share left out or given twice is named, and a missing one fails the merge.
+        let partial_out = scratch.path().join("partial");
+        let args = ["audit", "merge", &parts[0], &parts[2], &parts[2], "--out", partial_out.to_str().unwrap()];
+        let partial = postmortem(&args);
+        let stderr = String::from_utf8_lossy(&partial.stderr);
+        assert_eq!(partial.status.code(), Some(1));
+        assert!(stderr.contains("partitions missing: 2/3") && stderr.contains("given more than once: 3/3"), "{stderr}");
+    }
+    // Parts of different partitionings do not merge.
+    let scratch = tempfile::tempdir().unwrap();
+    let (p, q) = (scratch.path().join("p"), scratch.path().join("q"));
+    postmortem(&["audit", a, "--out", p.to_str().unwrap(), "--quiet", "--partition", "hash:1/2"]);
+    postmortem(&["audit", a, "--out", q.to_str().unwrap(), "--quiet", "--partition", "count:2/2"]);
+    let mixed = postmortem(&["audit", "merge", p.to_str().unwrap(), q.to_str().unwrap(), "--out", scratch.path().join("m").to_str().unwrap()]);
+    assert_eq!(mixed.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&mixed.stderr).contains("different audits"));
+    let bad = postmortem(&["audit", a, "--out", p.to_str().unwrap(), "--partition", "hash:3/2"]);
+    assert_eq!(bad.status.code(), Some(2));
 }
