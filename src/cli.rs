@@ -378,7 +378,15 @@ fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> CliError {
 /// state `--changed` reads.
 fn write_audit(out: &std::path::Path, result: &crate::audit::Audit) -> Result<(), CliError> {
     let write = |name: &str, text: String| std::fs::write(out.join(name), text).map_err(io(&out.join(name)));
-    write("index.html", export::audit_html::render(result))?;
+    // Pages of an earlier, larger audit into the same folder go first.
+    for entry in std::fs::read_dir(out).map_err(io(out))?.flatten() {
+        if export::audit_html::is_page_name(&entry.file_name().to_string_lossy()) {
+            std::fs::remove_file(entry.path()).map_err(io(&entry.path()))?;
+        }
+    }
+    for (name, page) in export::audit_html::render_pages(result) {
+        write(&name, page)?;
+    }
     write("summary.csv", export::audit_csv::render(result).map_err(|e| CliError::Csv(e.to_string()))?)?;
     write("summary.json", serde_json::to_string_pretty(&result.rows)? + "\n")?;
     write(crate::audit::STATE_FILE, serde_json::to_string(&result.rows)?)

@@ -1,7 +1,10 @@
 //! `index.html` of an audit: one row per run with its verdict, the rules that
 //! fired and a link to its report; sweeps with their loss plot. Self-contained
 //! like the run report; a small inline script sorts and filters the table,
-//! which stays complete and readable without it.
+//! which stays complete and readable without it. A large archive's index is
+//! paged, so that its first page opens at once: [`PAGE_RUNS`] runs and
+//! [`PAGE_SWEEPS`] sweeps a page, the rest on `runs-N.html` and
+//! `sweeps-N.html` (summary.csv and summary.json hold every row).
 
 use super::chart::{Chart, Series};
 use crate::archive::{Audit, Sweep};
@@ -29,7 +32,62 @@ rows.sort((a,b)=>{const p=key(a),q=key(b),m=parseFloat(p),n=parseFloat(q);return
 rows.forEach(x=>t.tBodies[0].appendChild(x));});
 ";
 
-pub fn render(audit: &Audit) -> String {
+/// Runs on one page of the index.
+pub const PAGE_RUNS: usize = 1000;
+/// Sweeps (each with its plot) on one page of the index.
+pub const PAGE_SWEEPS: usize = 50;
+
+/// The file name of page `n` (from 1) of `what` (`runs` or `sweeps`).
+fn page_name(what: &str, n: usize) -> String {
+    if n == 1 {
+        "index.html".into()
+    } else {
+        format!("{what}-{n}.html")
+    }
+}
+
+/// Whether a file name is one [`render_pages`] writes (a later audit into the
+/// same folder removes the old ones first).
+pub fn is_page_name(name: &str) -> bool {
+    let numbered = |prefix: &str| name.strip_prefix(prefix).and_then(|r| r.strip_suffix(".html")).is_some_and(|n| n.parse::<usize>().is_ok_and(|n| n >= 2));
+    name == "index.html" || numbered("runs-") || numbered("sweeps-")
+}
+
+/// The index's pages as `(file name, HTML)`, `index.html` first.
+pub fn render_pages(audit: &Audit) -> Vec<(String, String)> {
+    let run_pages = audit.rows.len().div_ceil(PAGE_RUNS).max(1);
+    let sweep_pages = audit.sweeps.len().div_ceil(PAGE_SWEEPS).max(1);
+    let mut pages = vec![("index.html".to_string(), render_page(audit, 1, run_pages, 1, sweep_pages))];
+    for n in 2..=run_pages {
+        pages.push((page_name("runs", n), render_page(audit, n, run_pages, 0, sweep_pages)));
+    }
+    for n in 2..=sweep_pages {
+        pages.push((page_name("sweeps", n), render_page(audit, 0, run_pages, n, sweep_pages)));
+    }
+    pages
+}
+
+/// Links to every page of `what` but `current` (none when there is one page).
+fn pager(what: &str, current: usize, pages: usize) -> Markup {
+    html! {
+        @if pages > 1 {
+            p.pager {
+                (what) " pages: "
+                @for n in 1..=pages {
+                    @if n == current { b { (n) } } @else { a href=(page_name(what, n)) { (n) } }
+                    " "
+                }
+            }
+        }
+    }
+}
+
+/// Page `run_page` of the runs and `sweep_page` of the sweeps (0: none of
+/// them on this page).
+fn render_page(audit: &Audit, run_page: usize, run_pages: usize, sweep_page: usize, sweep_pages: usize) -> String {
+    let window = |page: usize, size: usize, len: usize| if page == 0 { 0..0 } else { ((page - 1) * size).min(len)..(page * size).min(len) };
+    let rows = &audit.rows[window(run_page, PAGE_RUNS, audit.rows.len())];
+    let sweeps = &audit.sweeps[window(sweep_page, PAGE_SWEEPS, audit.sweeps.len())];
     let counts: Vec<String> = audit.counts().iter().map(|(v, n)| format!("{n} {v}")).collect();
     let mut rules: Vec<&String> = audit.rows.iter().flat_map(|r| &r.rules).collect();
     rules.sort();
@@ -42,41 +100,54 @@ pub fn render(audit: &Audit) -> String {
         _ => 0,
     };
     let body = html! {
-                h1 { "postmortem audit" }
-                p { (audit.rows.len()) " runs under " code { (audit.archive) } ": " (counts.join(", ")) "." }
-                p {
-                    label { "rule " select #rule { option value="" { "any" } @for r in &rules { option { (r) } } } }
-                    label { "verdict " select #verdict { option value="" { "any" } @for (v, _) in audit.counts() { option { (v) } } } }
-                }
-                div.scroll {
-                    table #runs {
-                        thead { tr { th { "run" } th { "verdict" } th { "errors" } th { "warnings" } th { "notes" } th { "rules fired" } th { "final loss" } th { "steps" } } }
-                        tbody {
-                            @for r in &audit.rows {
-                                tr class=(r.verdict) data-verdict=(r.verdict) data-rules=(r.rules.join(" ")) {
-                                    td { @match &r.report { Some(link) => a href=(link) { (r.run) }, None => (r.run) } }
-                                    td class={ "v v-" (r.verdict) } data-sort=(rank(&r.verdict)) { (r.verdict) @if r.incomplete { " (incomplete)" } }
-                                    td { (r.errors) } td { (r.warnings) } td { (r.infos) }
-                                    td {
-                                        @match &r.error { Some(e) => { "could not be read: " (e) }, None => (r.rules.join(", ")) }
-                                        @if !r.input_warnings.is_empty() {
-                                            details.input {
-                                                summary { "input: " (r.input_warnings.len()) " warning(s)" }
-                                                ul { @for w in &r.input_warnings { li { (w) } } }
-                                            }
+        h1 { "postmortem audit" }
+        p { (audit.rows.len()) " runs under " code { (audit.archive) } ": " (counts.join(", ")) "." }
+        @if run_page != 1 { p { a href="index.html" { "back to the first page" } } }
+        @if run_page > 0 {
+            (pager("runs", run_page, run_pages))
+            p {
+                label { "rule " select #rule { option value="" { "any" } @for r in &rules { option { (r) } } } }
+                label { "verdict " select #verdict { option value="" { "any" } @for (v, _) in audit.counts() { option { (v) } } } }
+            }
+            div.scroll {
+                table #runs {
+                    thead { tr { th { "run" } th { "verdict" } th { "errors" } th { "warnings" } th { "notes" } th { "rules fired" } th { "final loss" } th { "steps" } } }
+                    tbody {
+                        @for r in rows {
+                            tr class=(r.verdict) data-verdict=(r.verdict) data-rules=(r.rules.join(" ")) {
+                                td { @match &r.report { Some(link) => a href=(link) { (r.run) }, None => (r.run) } }
+                                td class={ "v v-" (r.verdict) } data-sort=(rank(&r.verdict)) { (r.verdict) @if r.incomplete { " (incomplete)" } }
+                                td { (r.errors) } td { (r.warnings) } td { (r.infos) }
+                                td {
+                                    @match &r.error { Some(e) => { "could not be read: " (e) }, None => (r.rules.join(", ")) }
+                                    @if !r.input_warnings.is_empty() {
+                                        details.input {
+                                            summary { "input: " (r.input_warnings.len()) " warning(s)" }
+                                            ul { @for w in &r.input_warnings { li { (w) } } }
                                         }
-                                        @if !r.controls.is_empty() { br; "control on a standard corpus: " (r.controls.join(", ")) }
                                     }
-                                    td { (r.final_loss.map(format_number).unwrap_or_default()) }
-                                    td { (r.last_step.map(|s| s.to_string()).unwrap_or_default()) }
+                                    @if !r.controls.is_empty() { br; "control on a standard corpus: " (r.controls.join(", ")) }
                                 }
+                                td { (r.final_loss.map(format_number).unwrap_or_default()) }
+                                td { (r.last_step.map(|s| s.to_string()).unwrap_or_default()) }
                             }
                         }
                     }
                 }
-                @if !audit.sweeps.is_empty() { h2 { "Sweeps" } }
-                @for sweep in &audit.sweeps { (sweep_section(sweep)) }
-                script { (PreEscaped(SCRIPT)) }
+            }
+        } @else {
+            (pager("runs", 0, run_pages))
+        }
+        @if sweep_page > 0 {
+            @if !sweeps.is_empty() {
+                h2 { "Sweeps" }
+                (pager("sweeps", sweep_page, sweep_pages))
+                @for sweep in sweeps { (sweep_section(sweep)) }
+            }
+        } @else {
+            (pager("sweeps", 0, sweep_pages))
+        }
+        @if run_page > 0 { script { (PreEscaped(SCRIPT)) } }
     };
     super::html::page("postmortem audit", STYLE, body)
 }
@@ -107,5 +178,54 @@ fn sweep_section(sweep: &Sweep) -> Markup {
             Ok(svg) => figure { (PreEscaped(svg)) },
             Err(e) => p { "plot not drawn: " (e) },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::AuditRow;
+
+    fn row(i: usize) -> AuditRow {
+        AuditRow {
+            run: format!("exp/run-{i:05}"),
+            name: format!("run-{i}"),
+            verdict: "clean".into(),
+            errors: 0,
+            warnings: 0,
+            infos: 0,
+            rules: Vec::new(),
+            final_loss: Some(0.1),
+            last_step: Some(99),
+            incomplete: false,
+            report: Some(format!("runs/exp__run-{i:05}/report.html")),
+            error: None,
+            input_warnings: Vec::new(),
+            hyperparameters: Default::default(),
+            fingerprint: String::new(),
+            standard_dataset: None,
+            controls: Vec::new(),
+        }
+    }
+
+    /// A large audit's index is paged; a small one is one page, as before.
+    #[test]
+    fn large_indexes_are_paged() {
+        let sweep = |i: usize| Sweep { parameter: "learning_rate".into(), points: vec![(0.1, Some(1.0), format!("s{i}/a")), (0.01, Some(0.5), format!("s{i}/b"))], best: None, diverged: Vec::new() };
+        let audit = Audit { archive: "archive".into(), rows: (0..2500).map(row).collect(), sweeps: (0..120).map(sweep).collect(), left_out: 0, reused: 0 };
+        let pages = render_pages(&audit);
+        let names: Vec<&str> = pages.iter().map(|p| p.0.as_str()).collect();
+        assert_eq!(names, ["index.html", "runs-2.html", "runs-3.html", "sweeps-2.html", "sweeps-3.html"]);
+        assert!(names.iter().all(|n| is_page_name(n)) && !is_page_name("runs-1.html") && !is_page_name("summary.csv"));
+        let rows_on = |html: &str| html.matches("<tr class=").count();
+        let sweeps_on = |html: &str| html.matches("<figure>").count();
+        assert_eq!(pages.iter().map(|p| rows_on(&p.1)).collect::<Vec<_>>(), [1000, 1000, 500, 0, 0]);
+        assert_eq!(pages.iter().map(|p| sweeps_on(&p.1)).collect::<Vec<_>>(), [50, 0, 0, 50, 20]);
+        assert!(pages[0].1.contains("href=\"runs-3.html\"") && pages[0].1.contains("href=\"sweeps-2.html\""));
+        assert!(pages[2].1.contains("exp/run-02499") && pages[4].1.contains("href=\"index.html\""));
+        let small = Audit { rows: (0..3).map(row).collect(), sweeps: Vec::new(), ..audit };
+        let pages = render_pages(&small);
+        assert_eq!(pages.len(), 1);
+        assert!(!pages[0].1.contains("pages:"));
     }
 }
