@@ -388,8 +388,20 @@ fn write_audit(out: &std::path::Path, result: &crate::audit::Audit) -> Result<()
         write(&name, page)?;
     }
     write("summary.csv", export::audit_csv::render(result).map_err(|e| CliError::Csv(e.to_string()))?)?;
-    write("summary.json", serde_json::to_string_pretty(&result.rows)? + "\n")?;
-    write(crate::audit::STATE_FILE, serde_json::to_string(&result.rows)?)
+    // Streamed: a large archive's rows are hundreds of megabytes as text.
+    let stream = |name: &str, pretty: bool| -> Result<(), CliError> {
+        let path = out.join(name);
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&path).map_err(io(&path))?);
+        if pretty {
+            serde_json::to_writer_pretty(&mut file, &result.rows)?;
+            std::io::Write::write_all(&mut file, b"\n").map_err(io(&path))?;
+        } else {
+            serde_json::to_writer(&mut file, &result.rows)?;
+        }
+        std::io::Write::flush(&mut file).map_err(io(&path))
+    };
+    stream("summary.json", true)?;
+    stream(crate::audit::STATE_FILE, false)
 }
 
 /// The audit's one-line summary, and a warning per unreadable run.

@@ -53,18 +53,15 @@ pub fn is_page_name(name: &str) -> bool {
     name == "index.html" || numbered("runs-") || numbered("sweeps-")
 }
 
-/// The index's pages as `(file name, HTML)`, `index.html` first.
-pub fn render_pages(audit: &Audit) -> Vec<(String, String)> {
+/// The index's pages as `(file name, HTML)`, `index.html` first, each
+/// rendered when it is asked for (a large audit has hundreds).
+pub fn render_pages(audit: &Audit) -> impl Iterator<Item = (String, String)> + '_ {
     let run_pages = audit.rows.len().div_ceil(PAGE_RUNS).max(1);
     let sweep_pages = audit.sweeps.len().div_ceil(PAGE_SWEEPS).max(1);
-    let mut pages = vec![("index.html".to_string(), render_page(audit, 1, run_pages, 1, sweep_pages))];
-    for n in 2..=run_pages {
-        pages.push((page_name("runs", n), render_page(audit, n, run_pages, 0, sweep_pages)));
-    }
-    for n in 2..=sweep_pages {
-        pages.push((page_name("sweeps", n), render_page(audit, 0, run_pages, n, sweep_pages)));
-    }
-    pages
+    let first = std::iter::once(1).map(move |_| ("index.html".to_string(), render_page(audit, 1, run_pages, 1, sweep_pages)));
+    let runs = (2..=run_pages).map(move |n| (page_name("runs", n), render_page(audit, n, run_pages, 0, sweep_pages)));
+    let sweeps = (2..=sweep_pages).map(move |n| (page_name("sweeps", n), render_page(audit, 0, run_pages, n, sweep_pages)));
+    first.chain(runs).chain(sweeps)
 }
 
 /// Links to every page of `what` but `current` (none when there is one page).
@@ -213,7 +210,7 @@ mod tests {
     fn large_indexes_are_paged() {
         let sweep = |i: usize| Sweep { parameter: "learning_rate".into(), points: vec![(0.1, Some(1.0), format!("s{i}/a")), (0.01, Some(0.5), format!("s{i}/b"))], best: None, diverged: Vec::new() };
         let audit = Audit { archive: "archive".into(), rows: (0..2500).map(row).collect(), sweeps: (0..120).map(sweep).collect(), left_out: 0, reused: 0 };
-        let pages = render_pages(&audit);
+        let pages: Vec<(String, String)> = render_pages(&audit).collect();
         let names: Vec<&str> = pages.iter().map(|p| p.0.as_str()).collect();
         assert_eq!(names, ["index.html", "runs-2.html", "runs-3.html", "sweeps-2.html", "sweeps-3.html"]);
         assert!(names.iter().all(|n| is_page_name(n)) && !is_page_name("runs-1.html") && !is_page_name("summary.csv"));
@@ -224,7 +221,7 @@ mod tests {
         assert!(pages[0].1.contains("href=\"runs-3.html\"") && pages[0].1.contains("href=\"sweeps-2.html\""));
         assert!(pages[2].1.contains("exp/run-02499") && pages[4].1.contains("href=\"index.html\""));
         let small = Audit { rows: (0..3).map(row).collect(), sweeps: Vec::new(), ..audit };
-        let pages = render_pages(&small);
+        let pages: Vec<(String, String)> = render_pages(&small).collect();
         assert_eq!(pages.len(), 1);
         assert!(!pages[0].1.contains("pages:"));
     }
