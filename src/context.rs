@@ -320,6 +320,55 @@ impl<'a> Context<'a> {
         layers
     }
 
+    /// Parameters whose value never changes over at least `min_records`
+    /// records: the same statistics at every recorded step, or nothing but
+    /// zero updates. Frozen on purpose, left out of the optimizer, or never
+    /// reached by a gradient. Returns how many parameters had enough records
+    /// to judge, and the unchanged ones as `(name, first step, last step,
+    /// records)`.
+    pub fn unchanged_parameters(&self, min_records: usize) -> (usize, Vec<(String, u64, u64, usize)>) {
+        let updates = self.stats(TensorKind::Update);
+        let mut judged = 0;
+        let mut unchanged = Vec::new();
+        for (name, series) in self.stats(TensorKind::Weight) {
+            if series.len() < min_records.max(2) {
+                continue;
+            }
+            judged += 1;
+            let first = &series[0].1;
+            let same = series.iter().all(|(_, s)| {
+                s.mean.to_bits() == first.mean.to_bits() && s.std.to_bits() == first.std.to_bits() && s.l2.to_bits() == first.l2.to_bits()
+            });
+            let zero_updates = updates.get(name).is_some_and(|u| u.len() + 1 >= min_records && u.iter().all(|(_, s)| s.l2 == 0.0));
+            if same || zero_updates {
+                unchanged.push((name.clone(), series[0].0, series[series.len() - 1].0, series.len()));
+            }
+        }
+        (judged, unchanged)
+    }
+
+    /// [`Self::weight_series`] of gradients without the frozen layers: a
+    /// layer whose weight never changes although its gradient is large
+    /// enough to move it (frozen on purpose, or left out of the optimizer)
+    /// keeps its early gradient while the trained layers' shrink, which says
+    /// nothing about how gradients flow through the net. A layer that does
+    /// not change because its gradient is too small to move a float32 weight
+    /// stays: that is the vanishing gradient itself.
+    pub fn trained_gradient_series(&self) -> Vec<(&WeightLayer, &[(u64, TensorStats)])> {
+        // Gradient norm over weight norm above which any usual learning rate
+        // (1e-3 and up) moves a float32 weight (epsilon 1.2e-7).
+        const MOVES_WEIGHTS: f64 = 1e-4;
+        let (_, unchanged) = self.unchanged_parameters(3);
+        let weights = self.stats(TensorKind::Weight);
+        let frozen = |layer: &WeightLayer, grads: &[(u64, TensorStats)]| {
+            let Some(values) = weights.get(&layer.weight).filter(|_| unchanged.iter().any(|u| u.0 == layer.weight)) else { return false };
+            let size = values[0].1.l2;
+            let relative: Vec<f64> = grads.iter().filter(|_| size > 0.0).map(|(_, g)| g.l2 / size).filter(|r| r.is_finite()).collect();
+            !relative.is_empty() && series::median(relative.iter().copied()) > MOVES_WEIGHTS
+        };
+        self.weight_series(TensorKind::Grad).into_iter().filter(|(layer, grads)| !frozen(layer, grads)).collect()
+    }
+
     /// The statistics of each weight layer's weight for one kind (weight,
     /// grad, update), in forward order, for layers that have any.
     pub fn weight_series(&self, kind: TensorKind) -> Vec<(&WeightLayer, &[(u64, TensorStats)])> {

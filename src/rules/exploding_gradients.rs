@@ -44,6 +44,9 @@ declare_rule! {
     /// `logging_steps`) sample single steps, whose norms before clipping
     /// vary widely; that is why the loss must respond. Gradient norms
     /// logged after clipping hide the explosion: log them before clipping.
+    /// Layers whose weights never change although they get a gradient
+    /// (frozen, or left out of the optimizer) are not compared: their
+    /// gradient keeps its early size while the trained layers' shrink.
     pub struct ExplodingGradients {
         id: "exploding-gradients",
         checklist: "Gradient clipping",
@@ -95,7 +98,7 @@ impl Rule for ExplodingGradients {
 
     fn check(&self, ctx: &Context, options: &Options) -> Outcome {
         let norms = global_grad_norm(ctx);
-        let layers = ctx.weight_series(TensorKind::Grad);
+        let layers = ctx.trained_gradient_series();
         if norms.len() < 3 && layers.len() < 2 {
             return Outcome::Skipped("needs `grad_norm` in metrics.jsonl, or gradient statistics per layer (kind \"grad\" or grad/ tensors)".into());
         }

@@ -1,6 +1,5 @@
 use super::{declare_rule, Evidence, Finding, Options, Outcome, Rule, RuleMeta, Severity};
 use crate::context::Context;
-use postmortem_recorder::TensorKind;
 
 declare_rule! {
     /// ## What it does
@@ -42,26 +41,8 @@ impl Rule for StalledWeights {
     }
 
     fn check(&self, ctx: &Context, options: &Options) -> Outcome {
-        let weights = ctx.stats(TensorKind::Weight);
-        let updates = ctx.stats(TensorKind::Update);
         let min_records = options.get("min_records").max(2.0) as usize;
-        let mut judged = 0;
-        let mut stalled = Vec::new();
-        for (name, series) in weights {
-            let steps: Vec<u64> = series.iter().map(|(s, _)| *s).collect();
-            if series.len() < min_records {
-                continue;
-            }
-            judged += 1;
-            let first = &series[0].1;
-            let unchanged = series.iter().all(|(_, s)| {
-                s.mean.to_bits() == first.mean.to_bits() && s.std.to_bits() == first.std.to_bits() && s.l2.to_bits() == first.l2.to_bits()
-            });
-            let zero_updates = updates.get(name).is_some_and(|u| u.len() >= min_records - 1 && u.iter().all(|(_, s)| s.l2 == 0.0));
-            if unchanged || zero_updates {
-                stalled.push((name.clone(), steps[0], steps[steps.len() - 1], steps.len()));
-            }
-        }
+        let (judged, stalled) = ctx.unchanged_parameters(min_records);
         if judged == 0 {
             return Outcome::Skipped(format!(
                 "needs each parameter at {min_records} or more steps: weight lines in tensors.jsonl, or several checkpoints"

@@ -3,7 +3,6 @@ use super::{declare_rule, Evidence, Finding, Options, Outcome, Rule, RuleMeta, S
 use crate::context::Context;
 use crate::series::median;
 use crate::summary::format_number;
-use postmortem_recorder::TensorKind;
 
 declare_rule! {
     /// ## What it does
@@ -32,7 +31,8 @@ declare_rule! {
     ///
     /// ## Known problems
     /// Gradients are judged on the weights only (not biases). A layer frozen
-    /// on purpose has no gradient recorded and is not judged.
+    /// on purpose has no gradient recorded, or a gradient but weights that
+    /// never change, and is not judged.
     pub struct VanishingGradients {
         id: "vanishing-gradients",
         checklist: "Plot your gradients",
@@ -52,7 +52,7 @@ impl Rule for VanishingGradients {
     }
 
     fn check(&self, ctx: &Context, options: &Options) -> Outcome {
-        let layers = ctx.weight_series(TensorKind::Grad);
+        let layers = ctx.trained_gradient_series();
         if layers.is_empty() {
             return Outcome::Skipped("needs gradient statistics per layer: kind \"grad\" lines in tensors.jsonl, or grad/ tensors in checkpoints".into());
         }
