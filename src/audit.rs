@@ -66,7 +66,9 @@ pub fn safe_name(relative: &str, taken: &mut std::collections::BTreeSet<String>)
     candidate
 }
 
-/// Sizes and modification times of a run's files: changes when any file does.
+/// A hash of the names, sizes and modification times of a run's files:
+/// changes when any file does (16 hex digits, so that the summaries carry no
+/// paths of the machine and a large archive's rows stay small).
 pub fn fingerprint(path: &Path) -> (String, Option<SystemTime>) {
     let mut parts = Vec::new();
     let mut newest: Option<SystemTime> = None;
@@ -80,7 +82,7 @@ pub fn fingerprint(path: &Path) -> (String, Option<SystemTime>) {
             }
         }
     }
-    (parts.join("|"), newest)
+    (format!("{:016x}", xxhash_rust::xxh3::xxh3_64(parts.join("|").as_bytes())), newest)
 }
 
 /// How runs are shared among the processes of a partitioned audit.
