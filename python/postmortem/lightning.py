@@ -28,7 +28,7 @@ try:
 except ImportError:  # the older package name
     import pytorch_lightning as pl
 
-from .torch import Policy, Recorder, _number, free_run_dir
+from .torch import Policy, Recorder, free_run_dir, json_value
 
 
 class PostmortemCallback(pl.Callback):
@@ -48,7 +48,7 @@ class PostmortemCallback(pl.Callback):
         if trainer.global_rank != 0:
             return
         base = self.run_dir or os.path.join(trainer.log_dir or trainer.default_root_dir, "postmortem")
-        hparams = {k: _number(v) for k, v in dict(getattr(pl_module, "hparams", {}) or {}).items()}
+        hparams = {k: json_value(v) for k, v in dict(getattr(pl_module, "hparams", {}) or {}).items()}
         recorder_args = dict(self.recorder_args)
         hyper = {**hparams, **recorder_args.pop("hyperparameters", {})}
         optimizer = trainer.optimizers[0] if trainer.optimizers else None

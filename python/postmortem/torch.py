@@ -161,13 +161,13 @@ def _activation_name(module: torch.nn.Module) -> str | None:
     return None
 
 
-def _number(value: Any) -> Any:
+def json_value(value: Any) -> Any:
     """A hyperparameter as JSON: numbers and strings as they are, tensors as
     numbers, tuples as lists."""
     if isinstance(value, torch.Tensor) and value.numel() == 1:
         return value.item()
     if isinstance(value, (tuple, list)):
-        return [_number(v) for v in value]
+        return [json_value(v) for v in value]
     if isinstance(value, (bool, int, float, str)) or value is None:
         return value
     return str(value)
@@ -307,7 +307,7 @@ class Recorder:
             for key, value in group.items():
                 if key == "params":
                     continue
-                hyper["learning_rate" if key == "lr" else key] = _number(value)
+                hyper["learning_rate" if key == "lr" else key] = json_value(value)
         hyper.update(self._hyper)
         if hyper:
             self.meta["hyperparameters"] = hyper
