@@ -396,6 +396,32 @@ fn edge_cases_of_the_formats() {
     assert!(error.contains("holds several runs") && error.contains("postmortem audit"), "{error}");
 }
 
+/// A run recorded by the Python package's callbacks beside the tool's own
+/// log (`OUTPUT_DIR/postmortem/`) is the run read: it holds more.
+#[test]
+fn a_recorded_run_beside_a_log_is_read_instead() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("out");
+    let copy = |from: &Path, to: &Path| {
+        for entry in walkdir::WalkDir::new(from).into_iter().flatten() {
+            let target = to.join(entry.path().strip_prefix(from).unwrap());
+            if entry.file_type().is_dir() {
+                std::fs::create_dir_all(&target).unwrap();
+            } else {
+                std::fs::copy(entry.path(), &target).unwrap();
+            }
+        }
+    };
+    copy(&fixture("hf-lr1e-3"), &output);
+    assert_eq!(detect(&output).unwrap(), (SourceFormat::HfTrainer, output.clone()));
+    let healthy = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/runs/healthy");
+    copy(&healthy, &output.join("postmortem"));
+    copy(&healthy, &output.join("postmortem-2"));
+    assert_eq!(detect(&output).unwrap(), (SourceFormat::Native, output.join("postmortem-2")));
+    let found = import::discover(dir.path(), 8).runs;
+    assert_eq!(found, [(output.join("postmortem-2"), SourceFormat::Native)]);
+}
+
 /// `convert` writes the native format; the converted run analyzes as its source does.
 #[test]
 fn converted_runs_analyze_as_their_sources() {

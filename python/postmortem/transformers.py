@@ -3,7 +3,8 @@
     trainer = Trainer(..., callbacks=[PostmortemCallback()])
 
 The run goes to ``OUTPUT_DIR/postmortem`` (``-2``, ``-3``, ... when a run is
-already there, as after a resumed training). Everything
+already there, as after a resumed training); ``postmortem analyze OUTPUT_DIR``
+reads it rather than ``trainer_state.json``. Everything
 :class:`postmortem.torch.Recorder` records, plus what the Trainer knows: its
 own gradient norm (before clipping), evaluation metrics (``eval_loss``
 becomes ``val_loss``), the task from the model's config (number of labels,

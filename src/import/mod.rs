@@ -162,6 +162,9 @@ pub fn detect(path: &Path) -> Result<(SourceFormat, PathBuf), LoadError> {
         });
     }
     if let Some(format) = run_folder_format(path) {
+        if let Some(recorded) = recorded_run(path).filter(|_| format != SourceFormat::Native) {
+            return Ok((SourceFormat::Native, recorded));
+        }
         return Ok((format, path.to_path_buf()));
     }
     // A folder that holds runs further down: one is read, several are an
@@ -198,6 +201,30 @@ fn top_files(dir: &Path) -> impl Iterator<Item = PathBuf> {
 
 /// How deep `analyze` looks for one run inside a folder that is not one.
 const MAX_DETECT_DEPTH: usize = 4;
+
+/// The folder the Python package's Trainer and Lightning callbacks record a
+/// run into, inside the tool's own output folder (`postmortem-2`, ... for
+/// later trainings into the same folder).
+pub const RECORDED_DIR: &str = "postmortem";
+
+/// The run recorded beside another tool's log in `dir` (the newest of
+/// `postmortem/`, `postmortem-2/`, ...): it holds everything the log does and
+/// more (tensor statistics, activations, checkpoints), so it is the run read.
+pub fn recorded_run(dir: &Path) -> Option<PathBuf> {
+    let numbered = |name: &str| -> Option<usize> {
+        match name.strip_prefix(RECORDED_DIR)? {
+            "" => Some(1),
+            rest => rest.strip_prefix('-')?.parse().ok(),
+        }
+    };
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter_map(|e| Some((numbered(&e.file_name().to_string_lossy())?, e.path())))
+        .filter(|(_, path)| path.join(RUN_FILE).is_file())
+        .max_by_key(|(n, _)| *n)
+        .map(|(_, path)| path)
+}
 
 /// The format of a folder that is one run, from the names in it.
 pub fn run_folder_format(dir: &Path) -> Option<SourceFormat> {
@@ -288,7 +315,10 @@ pub fn discover(root: &Path, max_depth: usize) -> Discovery {
         let path = entry.path();
         if entry.file_type().is_dir() {
             if let Some(format) = run_folder_format(path) {
-                found.push((path.to_path_buf(), format));
+                match recorded_run(path).filter(|_| format != SourceFormat::Native) {
+                    Some(recorded) => found.push((recorded, SourceFormat::Native)),
+                    None => found.push((path.to_path_buf(), format)),
+                }
                 walk.skip_current_dir();
             }
         } else if entry.file_type().is_file() && is_log_file_name(path) {
