@@ -117,12 +117,12 @@ impl std::str::FromStr for Partition {
         };
         let (index, total) = share.split_once('/').ok_or_else(expected)?;
         let (index, total) = (index.trim().parse::<usize>().map_err(|_| expected())?, total.trim().parse::<usize>().map_err(|_| expected())?);
-        if index == 0 || index > total {
-            return Err(expected());
-        }
-        Ok(Partition { by, index, total })
+        Partition { by, index, total }.checked().ok_or_else(expected)
     }
 }
+
+/// The most shares an audit is split into.
+pub const MAX_PARTITIONS: usize = 100_000;
 
 impl std::fmt::Display for Partition {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -135,13 +135,18 @@ impl std::fmt::Display for Partition {
 }
 
 impl Partition {
+    /// The partition if its share is one of at most [`MAX_PARTITIONS`].
+    fn checked(self) -> Option<Self> {
+        (1..=self.total).contains(&self.index).then_some(self).filter(|p| p.total <= MAX_PARTITIONS)
+    }
+
     /// Whether the run at `position` of `count` (in sorted order), at
     /// `relative` under the archive, is in this share.
     pub fn selects(&self, position: usize, count: usize, relative: &str) -> bool {
         let share = match self.by {
             PartitionBy::Hash => (xxhash_rust::xxh3::xxh3_64(relative.as_bytes()) % self.total as u64) as usize,
             // Shares differ in size by one at most.
-            PartitionBy::Count => position * self.total / count.max(1),
+            PartitionBy::Count => (position as u128 * self.total as u128 / count.max(1) as u128) as usize,
         };
         share == self.index - 1
     }
@@ -283,6 +288,9 @@ pub fn merge(parts: &[PathBuf], out: &Path) -> Result<(Audit, Coverage), MergeEr
     for dir in parts {
         let read = |name: &str| std::fs::read(dir.join(name)).map_err(|e| MergeError::NotAPart { path: dir.clone(), message: format!("{name}: {e}") });
         let part: Part = serde_json::from_slice(&read(PART_FILE)?).map_err(|e| MergeError::NotAPart { path: dir.clone(), message: format!("{PART_FILE}: {e}") })?;
+        if part.partition.checked().is_none() {
+            return Err(MergeError::NotAPart { path: dir.clone(), message: format!("{PART_FILE}: no share {} of {}", part.partition.index, part.partition.total) });
+        }
         let base = first.get_or_insert_with(|| part.clone());
         if (base.archive.as_str(), base.partition.by, base.partition.total) != (part.archive.as_str(), part.partition.by, part.partition.total) {
             return Err(MergeError::Mismatch(format!("{} is {} of {}, {} is {} of {}", parts[0].display(), base.partition, base.archive, dir.display(), part.partition, part.archive)));
@@ -294,8 +302,13 @@ pub fn merge(parts: &[PathBuf], out: &Path) -> Result<(Audit, Coverage), MergeEr
         seen.insert(part.partition.index, dir.clone());
         let part_rows: Vec<AuditRow> = serde_json::from_slice(&read(STATE_FILE)?).map_err(|e| MergeError::NotAPart { path: dir.clone(), message: format!("{STATE_FILE}: {e}") })?;
         for row in &part_rows {
-            // Only the run's own report folder, named as one process names it.
-            if let Some(folder) = row.report.as_deref().and_then(|r| Path::new(r).parent()).filter(|f| f.starts_with(RUNS_DIR) && f.components().count() == 2) {
+            // Only the run's own report folder, `runs/<name>`, named as one
+            // process names it: a row cannot point the copy anywhere else.
+            let own_folder = |f: &&Path| {
+                let parts: Vec<std::path::Component> = f.components().collect();
+                matches!(parts.as_slice(), [std::path::Component::Normal(runs), std::path::Component::Normal(_)] if *runs == RUNS_DIR)
+            };
+            if let Some(folder) = row.report.as_deref().and_then(|r| Path::new(r).parent()).filter(own_folder) {
                 copy_dir(&dir.join(folder), &out.join(folder)).map_err(io(&dir.join(folder)))?;
             }
         }
@@ -498,7 +511,7 @@ mod tests {
     fn partitions_share_every_run_once() {
         assert_eq!("hash:2/4".parse::<Partition>(), Ok(Partition { by: PartitionBy::Hash, index: 2, total: 4 }));
         assert_eq!("count:1/1".parse::<Partition>().unwrap().to_string(), "count:1/1");
-        for bad in ["hash:0/4", "hash:5/4", "hash:1", "shard:1/2", "count:a/2", "count:1/0"] {
+        for bad in ["hash:0/4", "hash:5/4", "hash:1", "shard:1/2", "count:a/2", "count:1/0", "count:1/18446744073709551615"] {
             assert!(bad.parse::<Partition>().is_err(), "{bad}");
         }
         let runs: Vec<String> = (0..103).map(|i| format!("team/run-{i}")).collect();

@@ -230,4 +230,22 @@ fn partitions_merge_into_the_single_audit() {
     assert!(String::from_utf8_lossy(&mixed.stderr).contains("different audits"));
     let bad = postmortem(&["audit", a, "--out", p.to_str().unwrap(), "--partition", "hash:3/2"]);
     assert_eq!(bad.status.code(), Some(2));
+    // A part's files are untrusted: a share count of 10^12 is refused at
+    // once, and a row's report path cannot point the copy elsewhere.
+    let forged = scratch.path().join("forged");
+    std::fs::create_dir_all(forged.join("runs/x")).unwrap();
+    std::fs::write(forged.join("part.json"), r#"{"archive": "a", "partition": {"by": "hash", "index": 1, "total": 1000000000000}, "left_out": 0, "reused": 0}"#).unwrap();
+    std::fs::write(forged.join(".postmortem-audit.json"), "[]").unwrap();
+    let huge = postmortem(&["audit", "merge", forged.to_str().unwrap(), "--out", scratch.path().join("h").to_str().unwrap()]);
+    assert_eq!(huge.status.code(), Some(2), "{}", String::from_utf8_lossy(&huge.stderr));
+    std::fs::write(forged.join("part.json"), r#"{"archive": "a", "partition": {"by": "hash", "index": 1, "total": 1}, "left_out": 0, "reused": 0}"#).unwrap();
+    let rows: Value = serde_json::from_slice(&std::fs::read(single.path().join("summary.json")).unwrap()).unwrap();
+    let mut row = rows[0].clone();
+    row["report"] = "runs/../../escaped/report.html".into();
+    std::fs::write(forged.join(".postmortem-audit.json"), serde_json::to_string(&[row]).unwrap()).unwrap();
+    let merged = scratch.path().join("inside/merged");
+    let result = postmortem(&["audit", "merge", forged.to_str().unwrap(), "--out", merged.to_str().unwrap(), "--fail-on", "never"]);
+    assert_eq!(result.status.code(), Some(0), "{}", String::from_utf8_lossy(&result.stderr));
+    assert!(!scratch.path().join("escaped").exists() && !scratch.path().join("inside/escaped").exists());
+    assert!(!merged.join("runs").exists());
 }
