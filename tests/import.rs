@@ -261,6 +261,10 @@ fn wandb_run_folders() {
     assert!(grad.stats.count == 128 && grad.stats.abs_mean < 1e-9, "{:?}", grad.stats);
     let rules: Vec<&str> = analyze(&run, &Config::default()).findings.iter().map(|f| f.rule).collect();
     assert!(rules.contains(&"vanishing-gradients"), "{rules:?}");
+    // The summary keeps plain values, not the histograms W&B copies into it.
+    let summary = run.meta.extra["wandb_summary"].as_object().unwrap();
+    assert!(summary.keys().all(|k| !k.starts_with("gradients/") && !k.starts_with("parameters/")), "{:?}", summary.keys().collect::<Vec<_>>());
+    assert!(summary.contains_key("train/loss") && summary.contains_key("best_loss"), "{:?}", summary.keys().collect::<Vec<_>>());
     // The healthy run stays quiet; its summary is kept as run facts.
     let healthy = load(&wandb_run("-healthy1"));
     assert_eq!(healthy.metrics.names(), ["accuracy", "loss", "val_loss"]);

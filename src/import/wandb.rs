@@ -555,21 +555,22 @@ fn add_history(history: HistoryRecord, tags: &HistogramTags, contents: &mut Cont
     }
 }
 
-/// Applies config or summary updates: top-level values only, W&B's own
-/// (`_wandb`, `_runtime`) and histograms left out.
+/// Applies config or summary updates: W&B's own (`_wandb`, `_runtime`),
+/// histograms and media (typed values, spread over nested items or whole)
+/// and arrays are left out.
 fn add_items(record: ItemsRecord, into: &mut BTreeMap<String, Value>, seen: &mut bool) {
     *seen = true;
     for item in record.update {
         let key = item_key(&item.key, &item.nested_key);
-        if key.starts_with('_') || (!item.key.is_empty() && !item.nested_key.is_empty()) || into.len() >= MAX_ENTRIES && !into.contains_key(&key) {
+        let typed_part = item.nested_key.len() >= 2 && item.nested_key.last().is_some_and(|last| TYPED_FIELDS.contains(&last.as_str()));
+        if key.starts_with('_') || typed_part || (!item.key.is_empty() && !item.nested_key.is_empty()) || into.len() >= MAX_ENTRIES && !into.contains_key(&key) {
             continue;
         }
         let value = match number(&item.value_json) {
             Some(n) if !n.is_finite() => Value::String(item.value_json.trim().to_string()),
             _ => match serde_json::from_str::<Value>(&item.value_json) {
-                Ok(Value::Object(object)) if object.contains_key("_type") => continue,
+                Ok(Value::Object(_) | Value::Array(_)) | Err(_) => continue,
                 Ok(value) => value,
-                Err(_) => continue,
             },
         };
         into.insert(key, value);
