@@ -313,11 +313,9 @@ df = pl.read_ndjson(sys.argv[1])
 print(df.height)
 "#;
 
-fn python_ready() -> bool {
-    Command::new("python3")
-        .args(["-c", "import numpy, safetensors, polars"])
-        .output()
-        .is_ok_and(|o| o.status.success())
+/// Whether `python3` imports these modules (`"numpy, polars"`).
+fn python_imports(modules: &str) -> bool {
+    Command::new("python3").args(["-c", &format!("import {modules}")]).output().is_ok_and(|o| o.status.success())
 }
 
 fn row(label: &str, ours: &Measure, theirs: Option<&Measure>) {
@@ -338,7 +336,7 @@ fn main() {
     let bin = target.join("release/postmortem");
     let bin = bin.to_str().unwrap();
     let scratch = tempfile::tempdir().unwrap();
-    let python = python_ready();
+    let python = python_imports("numpy, safetensors, polars");
     if !python {
         println!("python3 with numpy, safetensors and polars is not importable: Python figures are left out");
     }
@@ -431,7 +429,7 @@ fn main() {
     write_tensorboard(&events, (scale * 1e9) as u64);
     let mb = events.join("events.out.tfevents.1.host").metadata().map_or(0.0, |m| m.len() as f64 / 1e6);
     let events_ours = measure(bin, &["analyze", events.to_str().unwrap(), "--format", "json", "--fail-on", "never"]);
-    let tensorboard_ready = Command::new("python3").args(["-c", "import tensorboard"]).output().is_ok_and(|o| o.status.success());
+    let tensorboard_ready = python_imports("tensorboard");
     let events_theirs = tensorboard_ready.then(|| measure("python3", &["-c", PY_TENSORBOARD, events.to_str().unwrap()]));
     row(&format!("TensorBoard events, scalars + histograms ({mb:.0} MB)"), &events_ours, events_theirs.as_ref());
     std::fs::remove_dir_all(&events).ok();
@@ -462,7 +460,7 @@ fn main() {
 
     // The PyTorch recorder inside a ResNet-18 step, where python3 has torch.
     println!("\nPyTorch recorder overhead (CPU):");
-    let torch_ready = Command::new("python3").args(["-c", "import torch"]).output().is_ok_and(|o| o.status.success());
+    let torch_ready = python_imports("torch");
     if !torch_ready {
         println!("python3 cannot import torch: left out");
         return;

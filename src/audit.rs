@@ -104,17 +104,23 @@ pub struct Partition {
     pub total: usize,
 }
 
+impl PartitionBy {
+    /// The name `--partition` gives it.
+    fn name(self) -> &'static str {
+        match self {
+            PartitionBy::Hash => "hash",
+            PartitionBy::Count => "count",
+        }
+    }
+}
+
 impl std::str::FromStr for Partition {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, String> {
         let expected = || format!("--partition {text:?}: expected hash:K/N or count:K/N with 1 <= K <= N");
         let (by, share) = text.split_once(':').ok_or_else(expected)?;
-        let by = match by {
-            "hash" => PartitionBy::Hash,
-            "count" => PartitionBy::Count,
-            _ => return Err(expected()),
-        };
+        let by = [PartitionBy::Hash, PartitionBy::Count].into_iter().find(|b| b.name() == by).ok_or_else(expected)?;
         let (index, total) = share.split_once('/').ok_or_else(expected)?;
         let (index, total) = (index.trim().parse::<usize>().map_err(|_| expected())?, total.trim().parse::<usize>().map_err(|_| expected())?);
         Partition { by, index, total }.checked().ok_or_else(expected)
@@ -126,11 +132,7 @@ pub const MAX_PARTITIONS: usize = 100_000;
 
 impl std::fmt::Display for Partition {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let by = match self.by {
-            PartitionBy::Hash => "hash",
-            PartitionBy::Count => "count",
-        };
-        write!(f, "{by}:{}/{}", self.index, self.total)
+        write!(f, "{}:{}/{}", self.by.name(), self.index, self.total)
     }
 }
 
@@ -281,7 +283,7 @@ pub fn merge(parts: &[PathBuf], out: &Path) -> Result<(Audit, Coverage), MergeEr
         let path = path.to_path_buf();
         move |source| MergeError::Io { path, source }
     };
-    let mut seen: BTreeMap<usize, PathBuf> = BTreeMap::new();
+    let mut seen = std::collections::BTreeSet::new();
     let mut first: Option<Part> = None;
     let mut coverage = Coverage::default();
     let (mut rows, mut left_out, mut reused) = (Vec::new(), 0, 0);
@@ -295,20 +297,13 @@ pub fn merge(parts: &[PathBuf], out: &Path) -> Result<(Audit, Coverage), MergeEr
         if (base.archive.as_str(), base.partition.by, base.partition.total) != (part.archive.as_str(), part.partition.by, part.partition.total) {
             return Err(MergeError::Mismatch(format!("{} is {} of {}, {} is {} of {}", parts[0].display(), base.partition, base.archive, dir.display(), part.partition, part.archive)));
         }
-        if seen.contains_key(&part.partition.index) {
+        if !seen.insert(part.partition.index) {
             coverage.duplicated.push(part.partition.index);
             continue;
         }
-        seen.insert(part.partition.index, dir.clone());
         let part_rows: Vec<AuditRow> = serde_json::from_slice(&read(STATE_FILE)?).map_err(|e| MergeError::NotAPart { path: dir.clone(), message: format!("{STATE_FILE}: {e}") })?;
         for row in &part_rows {
-            // Only the run's own report folder, `runs/<name>`, named as one
-            // process names it: a row cannot point the copy anywhere else.
-            let own_folder = |f: &&Path| {
-                let parts: Vec<std::path::Component> = f.components().collect();
-                matches!(parts.as_slice(), [std::path::Component::Normal(runs), std::path::Component::Normal(_)] if *runs == RUNS_DIR)
-            };
-            if let Some(folder) = row.report.as_deref().and_then(|r| Path::new(r).parent()).filter(own_folder) {
+            if let Some(folder) = row.report.as_deref().and_then(|r| Path::new(r).parent()).filter(|f| is_report_folder(f)) {
                 copy_dir(&dir.join(folder), &out.join(folder)).map_err(io(&dir.join(folder)))?;
             }
         }
@@ -318,13 +313,21 @@ pub fn merge(parts: &[PathBuf], out: &Path) -> Result<(Audit, Coverage), MergeEr
     }
     let Some(base) = first else { return Err(MergeError::Mismatch("no part given".into())) };
     coverage.total = base.partition.total;
-    coverage.missing = (1..=base.partition.total).filter(|i| !seen.contains_key(i)).collect();
+    coverage.missing = (1..=base.partition.total).filter(|i| !seen.contains(i)).collect();
     coverage.duplicated.dedup();
     Ok((finish(base.archive, rows, left_out, reused), coverage))
 }
 
 /// The folder of the run reports in an audit's output.
 pub const RUNS_DIR: &str = "runs";
+
+/// Whether a path is a run's own report folder, `runs/<name>`, as one
+/// process names it: a part's row cannot point the copy anywhere else.
+fn is_report_folder(folder: &Path) -> bool {
+    use std::path::Component::Normal;
+    let parts: Vec<std::path::Component> = folder.components().collect();
+    matches!(parts.as_slice(), [Normal(runs), Normal(_)] if *runs == RUNS_DIR)
+}
 
 fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     for entry in walkdir::WalkDir::new(from).follow_links(false) {

@@ -287,6 +287,14 @@ enum CliError {
     Usage(String),
 }
 
+/// The configuration of `--config FILE`, or the defaults.
+fn config_file(path: Option<&std::path::Path>) -> Result<Config, CliError> {
+    Ok(match path {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    })
+}
+
 fn load_config(args: &AnalyzeArgs) -> Result<Config, CliError> {
     let in_run = args.run.join(CONFIG_FILE);
     let mut config = match &args.config {
@@ -340,10 +348,7 @@ fn audit(args: &AuditArgs) -> Result<u8, CliError> {
     let (Some(archive), Some(out)) = (&args.archive, &args.out) else {
         return Err(CliError::Usage("audit needs ARCHIVE and --out DIR".into()));
     };
-    let mut config = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
+    let mut config = config_file(args.config.as_deref())?;
     config.merge_cli(&[], &args.ignore, &[])?;
     let since = match &args.since {
         Some(text) => Some(crate::audit::parse_date(text).ok_or_else(|| CliError::BadDate(text.clone()))?),
@@ -457,10 +462,7 @@ fn audit_exit(result: &crate::audit::Audit, fail_on: FailOn) -> u8 {
 }
 
 fn convert(args: &ConvertArgs) -> Result<u8, CliError> {
-    let config = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
+    let config = config_file(args.config.as_deref())?;
     refuse_out_inside_run(&args.out, &args.source)?;
     if std::fs::read_dir(&args.out).is_ok_and(|mut entries| entries.next().is_some()) {
         return Err(CliError::OutNotEmpty(args.out.clone()));
@@ -473,14 +475,13 @@ fn convert(args: &ConvertArgs) -> Result<u8, CliError> {
     for left_out in &files.left_out {
         eprintln!("warning: checkpoint left out: {left_out}");
     }
-    let io = |path: PathBuf| move |source| CliError::Io { path, source };
-    std::fs::create_dir_all(args.out.join(postmortem_recorder::format::CHECKPOINT_DIR)).map_err(io(args.out.clone()))?;
+    std::fs::create_dir_all(args.out.join(postmortem_recorder::format::CHECKPOINT_DIR)).map_err(io(&args.out))?;
     for (name, text) in &files.texts {
-        std::fs::write(args.out.join(name), text).map_err(io(args.out.join(name)))?;
+        std::fs::write(args.out.join(name), text).map_err(io(&args.out.join(name)))?;
     }
     for (from, name) in &files.checkpoints {
         let to = args.out.join(postmortem_recorder::format::CHECKPOINT_DIR).join(name);
-        std::fs::copy(from, &to).map_err(io(to.clone()))?;
+        std::fs::copy(from, &to).map_err(io(&to))?;
     }
     println!(
         "wrote {}: {} metric rows, {} tensor records, {} checkpoints",

@@ -358,13 +358,14 @@ impl<'a> Context<'a> {
         // Gradient norm over weight norm above which any usual learning rate
         // (1e-3 and up) moves a float32 weight (epsilon 1.2e-7).
         const MOVES_WEIGHTS: f64 = 1e-4;
+        // Three records, as stalled-weights asks by default.
         let (_, unchanged) = self.unchanged_parameters(3);
         let weights = self.stats(TensorKind::Weight);
         let frozen = |layer: &WeightLayer, grads: &[(u64, TensorStats)]| {
             let Some(values) = weights.get(&layer.weight).filter(|_| unchanged.iter().any(|u| u.0 == layer.weight)) else { return false };
             let size = values[0].1.l2;
             let relative: Vec<f64> = grads.iter().filter(|_| size > 0.0).map(|(_, g)| g.l2 / size).filter(|r| r.is_finite()).collect();
-            !relative.is_empty() && series::median(relative.iter().copied()) > MOVES_WEIGHTS
+            !relative.is_empty() && series::median(relative) > MOVES_WEIGHTS
         };
         self.weight_series(TensorKind::Grad).into_iter().filter(|(layer, grads)| !frozen(layer, grads)).collect()
     }

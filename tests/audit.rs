@@ -1,25 +1,15 @@
 //! `postmortem audit` over an archive built from the fixtures: nested folders,
 //! a broken run, a symlink loop, a link out of the tree, a bare checkpoint.
 
+mod common;
+
+use common::copy_dir;
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output};
 
 fn postmortem(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_postmortem")).args(args).output().unwrap()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        let target = to.join(path.file_name().unwrap());
-        if path.is_dir() {
-            copy_dir(&path, &target);
-        } else {
-            std::fs::copy(&path, &target).unwrap();
-        }
-    }
 }
 
 fn archive() -> tempfile::TempDir {

@@ -4,6 +4,9 @@
 //! format says, a converted run analyzes as its source does, and an audit
 //! over a mixed tree lists every run once.
 
+mod common;
+
+use common::copy_dir;
 use postmortem::analysis::analyze;
 use postmortem::config::Config;
 use postmortem::import::{self, detect, ImportOptions, SourceFormat};
@@ -406,21 +409,11 @@ fn edge_cases_of_the_formats() {
 fn a_recorded_run_beside_a_log_is_read_instead() {
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("out");
-    let copy = |from: &Path, to: &Path| {
-        for entry in walkdir::WalkDir::new(from).into_iter().flatten() {
-            let target = to.join(entry.path().strip_prefix(from).unwrap());
-            if entry.file_type().is_dir() {
-                std::fs::create_dir_all(&target).unwrap();
-            } else {
-                std::fs::copy(entry.path(), &target).unwrap();
-            }
-        }
-    };
-    copy(&fixture("hf-lr1e-3"), &output);
+    copy_dir(&fixture("hf-lr1e-3"), &output);
     assert_eq!(detect(&output).unwrap(), (SourceFormat::HfTrainer, output.clone()));
     let healthy = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/runs/healthy");
-    copy(&healthy, &output.join("postmortem"));
-    copy(&healthy, &output.join("postmortem-2"));
+    copy_dir(&healthy, &output.join("postmortem"));
+    copy_dir(&healthy, &output.join("postmortem-2"));
     assert_eq!(detect(&output).unwrap(), (SourceFormat::Native, output.join("postmortem-2")));
     let found = import::discover(dir.path(), 8).runs;
     assert_eq!(found, [(output.join("postmortem-2"), SourceFormat::Native)]);

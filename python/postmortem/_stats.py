@@ -131,19 +131,20 @@ def _unit_values(tensor: torch.Tensor, channels_first: bool, work: torch.dtype) 
     return tensor.reshape(-1, tensor.shape[-1]).to(work)
 
 
-def to_host(rows: list[torch.Tensor]) -> list[list[float]]:
-    """All rows of a step in one transfer (rows on several devices: one per
-    device)."""
-    if not rows:
-        return []
+def to_host(tensors: list[torch.Tensor]) -> list[list[float]]:
+    """The values of every tensor, flattened, in one transfer per device (on
+    an accelerator, one wait for it): rows of sums, scalars, class counts."""
+    out: list[list[float]] = [[] for _ in tensors]
     by_device: dict[torch.device, list[int]] = {}
-    for i, row in enumerate(rows):
-        by_device.setdefault(row.device, []).append(i)
-    out: list[list[float]] = [[] for _ in rows]
+    for i, tensor in enumerate(tensors):
+        by_device.setdefault(tensor.device, []).append(i)
     for indices in by_device.values():
-        stacked = torch.stack([rows[i].to(torch.float64) for i in indices]).cpu().tolist()
-        for i, values in zip(indices, stacked):
-            out[i] = values
+        flat = [tensors[i].reshape(-1).to(torch.float64) for i in indices]
+        values = torch.cat(flat).cpu().tolist()
+        at = 0
+        for i, part in zip(indices, flat):
+            out[i] = values[at:at + part.numel()]
+            at += part.numel()
     return out
 
 

@@ -465,20 +465,10 @@ class Recorder:
             return
         tensors = [v for _, scalars in self._pending for v in scalars.values() if isinstance(v, torch.Tensor)]
         host: dict[int, Any] = {}
-        by_device: dict[torch.device, list[torch.Tensor]] = {}
-        for t in tensors:
-            by_device.setdefault(t.device, []).append(t)
-        for group in by_device.values():
-            flat = [t.reshape(-1).to(torch.float64) for t in group]
-            values = torch.cat(flat).cpu().tolist() if flat else []
-            at = 0
-            for t, f in zip(group, flat):
-                n = f.numel()
-                chunk = values[at:at + n]
-                at += n
-                if not (t.is_floating_point() or t.is_complex()):
-                    chunk = [int(v) for v in chunk]
-                host[id(t)] = chunk[0] if t.dim() == 0 else chunk
+        for t, values in zip(tensors, _stats.to_host(tensors)):
+            if not (t.is_floating_point() or t.is_complex()):
+                values = [int(v) for v in values]
+            host[id(t)] = values[0] if t.dim() == 0 else values
         lines = []
         for step, scalars in self._pending:
             line = {"step": step}
