@@ -25,6 +25,21 @@ pub struct Analysis {
     pub warnings: Vec<Warning>,
 }
 
+impl Analysis {
+    /// Names the run's files as `show` gives them: a run fetched from object
+    /// storage is named by its URL, not by the scratch folder it was read from.
+    pub fn show_paths(&mut self, show: impl Fn(&str) -> String) {
+        self.run.run.source = show(&self.run.run.source);
+        for warning in self.warnings.iter_mut().chain(self.run.warnings.iter_mut()) {
+            warning.file = show(&warning.file.to_string_lossy()).into();
+            warning.message = show(&warning.message);
+        }
+        for reason in self.rules.iter_mut().filter_map(|r| r.reason.as_mut()) {
+            *reason = show(reason);
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Verdict {
     /// The highest severity found, or "clean".

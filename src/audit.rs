@@ -169,9 +169,78 @@ pub struct AuditOptions {
     pub partition: Option<Partition>,
 }
 
+/// Where an audit reads runs: a local folder, or an object-store prefix
+/// laid out locally ([`crate::store::Mirror`]).
+pub trait Archive: Sync {
+    /// The local folder runs are found under.
+    fn root(&self) -> &Path;
+    /// How the index names the archive.
+    fn name(&self) -> String;
+    /// See [`fingerprint`].
+    fn fingerprint(&self, run: &Path) -> (String, Option<SystemTime>);
+    /// Makes a run's files readable for as long as the returned guard lives.
+    fn open(&self, run: &Path) -> Result<Box<dyn std::any::Any>, String>;
+    /// Text that may name local paths of the archive, as the user knows them.
+    fn shown(&self, text: &str) -> String;
+    /// Entries of the archive that are not analyzed, and why.
+    fn skipped(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+}
+
+/// A folder on this machine.
+struct Folder<'a>(&'a Path);
+
+impl Archive for Folder<'_> {
+    fn root(&self) -> &Path {
+        self.0
+    }
+    fn name(&self) -> String {
+        self.0.display().to_string()
+    }
+    fn fingerprint(&self, run: &Path) -> (String, Option<SystemTime>) {
+        fingerprint(run)
+    }
+    fn open(&self, _run: &Path) -> Result<Box<dyn std::any::Any>, String> {
+        Ok(Box::new(()))
+    }
+    fn shown(&self, text: &str) -> String {
+        text.to_string()
+    }
+}
+
+impl Archive for crate::store::Mirror {
+    fn root(&self) -> &Path {
+        crate::store::Mirror::root(self)
+    }
+    fn name(&self) -> String {
+        self.url().to_string()
+    }
+    fn fingerprint(&self, run: &Path) -> (String, Option<SystemTime>) {
+        crate::store::Mirror::fingerprint(self, run)
+    }
+    fn open(&self, run: &Path) -> Result<Box<dyn std::any::Any>, String> {
+        self.fetch(run).map(|f| Box::new(f) as Box<dyn std::any::Any>).map_err(|e| format!("could not be fetched: {e}"))
+    }
+    fn shown(&self, text: &str) -> String {
+        crate::store::Mirror::shown(self, text)
+    }
+    fn skipped(&self) -> Vec<(String, String)> {
+        self.skipped.clone()
+    }
+}
+
+/// Audits a folder on this machine.
 pub fn run(root: &Path, out: &Path, config: &Config, options: &AuditOptions) -> Result<Audit, std::io::Error> {
     std::fs::read_dir(root)?;
-    let (found, walk_errors) = discover(root);
+    run_archive(&Folder(root), out, config, options)
+}
+
+/// Audits an archive wherever it is.
+pub fn run_archive(archive: &dyn Archive, out: &Path, config: &Config, options: &AuditOptions) -> Result<Audit, std::io::Error> {
+    let root = archive.root();
+    let (found, mut walk_errors) = discover(root);
+    walk_errors.extend(archive.skipped());
     let previous: BTreeMap<String, AuditRow> = if options.changed_only {
         std::fs::read(out.join(STATE_FILE))
             .ok()
@@ -191,7 +260,7 @@ pub fn run(root: &Path, out: &Path, config: &Config, options: &AuditOptions) -> 
     let selected = |position: usize, relative: &str| options.partition.is_none_or(|p| p.selects(position, count, relative));
     for (position, f) in found.into_iter().enumerate() {
         let mine = selected(position, &f.relative);
-        let (print, newest) = if mine || options.since.is_some() { fingerprint(&f.path) } else { (String::new(), None) };
+        let (print, newest) = if mine || options.since.is_some() { archive.fingerprint(&f.path) } else { (String::new(), None) };
         if options.since.is_some_and(|since| newest.is_none_or(|n| n < since)) {
             left_out += usize::from(mine);
             continue;
@@ -215,7 +284,7 @@ pub fn run(root: &Path, out: &Path, config: &Config, options: &AuditOptions) -> 
                         reused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         old.clone()
                     }
-                    _ => audit_one(found, folder, print, out, config, options.plot_files),
+                    _ => audit_one(archive, found, folder, print, out, config, options.plot_files),
                 };
                 bar.inc(1);
                 row
@@ -230,7 +299,7 @@ pub fn run(root: &Path, out: &Path, config: &Config, options: &AuditOptions) -> 
             rows.push(unreadable(&at, &at, error, String::new()));
         }
     }
-    Ok(finish(root.display().to_string(), rows, left_out, reused.into_inner()))
+    Ok(finish(archive.name(), rows, left_out, reused.into_inner()))
 }
 
 /// The audit of `rows`: sorted, controls linked and sweeps found over all of
@@ -369,16 +438,18 @@ fn unreadable(run: &str, name: &str, error: String, fingerprint: String) -> Audi
 }
 
 /// Analyzes one run and writes its report; any failure becomes the row's error.
-fn audit_one(found: &Found, folder: &str, print: &str, out: &Path, config: &Config, plot_files: crate::report::PlotFiles) -> AuditRow {
-    let attempt = std::panic::catch_unwind(|| -> Result<AuditRow, String> {
+fn audit_one(archive: &dyn Archive, found: &Found, folder: &str, print: &str, out: &Path, config: &Config, plot_files: crate::report::PlotFiles) -> AuditRow {
+    let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<AuditRow, String> {
+        let _files = archive.open(&found.path)?;
         let run = import::load(&found.path, &ImportOptions { from: Some(found.format), rename: config.metrics.clone(), histogram_tags: config.histograms.clone(), ..Default::default() })
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| archive.shown(&e.to_string()))?;
         let ctx = crate::context::Context::new(&run);
-        let analysis = analyze_in(&ctx, config);
+        let mut analysis = analyze_in(&ctx, config);
+        analysis.show_paths(|text| archive.shown(text));
         let report_dir = out.join(RUNS_DIR).join(folder);
         crate::report::write_with(&ctx, &analysis, &report_dir, plot_files).map_err(|e| e.to_string())?;
         Ok(row_of(found, folder, print, &run, &analysis))
-    });
+    }));
     match attempt {
         Ok(Ok(row)) => row,
         Ok(Err(error)) => unreadable(&found.relative, &found.relative, error, print.to_string()),

@@ -7,9 +7,10 @@ use crate::error::LoadError;
 use crate::export;
 use crate::rules::{self, doc_section, Severity};
 use crate::import::{self, ImportOptions, SourceFormat};
+use crate::store::{self, Mirror, Remote};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// Exit code: nothing at or above the failure threshold.
@@ -40,6 +41,8 @@ pub const EXIT_ERROR: u8 = 2;
         postmortem analyze outputs/checkpoint-500          (a Hugging Face Trainer checkpoint)\n  \
         postmortem analyze lightning_logs/version_3/metrics.csv\n  \
         postmortem analyze wandb/latest-run                (the newest W&B run)\n  \
+        postmortem analyze s3://bucket/runs/mlp-3          (credentials from AWS_* variables)\n  \
+        postmortem audit s3://bucket/runs --out audits/today\n  \
         postmortem convert training.log --out runs/converted\n  \
         postmortem analyze runs/mlp-3 --ignore untapped-pretrained-weights --set loss-diverging.factor=3\n  \
         postmortem rules\n  postmortem explain dead-relus\n\n\
@@ -120,6 +123,8 @@ pub struct AnalyzeArgs {
     /// Trainer output folder, checkpoint folder or trainer_state.json, a
     /// Lightning or Keras CSV, an MLflow run folder or database, TensorBoard
     /// event files, a W&B run folder (wandb/latest-run), or a training log.
+    /// Also an object-store URL (s3://, gs://, az://, https://; credentials
+    /// from the cloud's environment, docs/SCALE.md).
     pub run: PathBuf,
     #[command(flatten)]
     pub input: SourceArgs,
@@ -155,10 +160,14 @@ pub struct AuditArgs {
     /// A folder of runs, of any supported format and mixed: postmortem run
     /// folders, Hugging Face output folders (one run each, however many
     /// checkpoints), Lightning version folders, MLflow runs, CSV and text
-    /// logs, and .safetensors files outside runs. Symbolic links are not followed.
+    /// logs, and .safetensors files outside runs. Symbolic links are not
+    /// followed. Also an object-store URL (s3://bucket/prefix, gs://, az://,
+    /// https://): runs are fetched one at a time, checkpoints by ranged
+    /// requests (docs/SCALE.md).
     #[arg(required = true)]
     pub archive: Option<PathBuf>,
-    /// Where to write index.html, summary.csv, summary.json and runs/<run>/.
+    /// Where to write index.html, summary.csv, summary.json, summary.parquet
+    /// and runs/<run>/: a folder, or an object-store URL to upload to.
     #[arg(long, value_name = "DIR", required = true)]
     pub out: Option<PathBuf>,
     /// Audit one share of the runs, for a job array (Slurm, Kubernetes
@@ -203,7 +212,7 @@ pub enum AuditAction {
     /// into one: the index, summaries and sweeps over every run, as one
     /// process would have written them. Missing or repeated shares are named.
     Merge {
-        /// The --out folders of the partitions.
+        /// The --out folders (or URLs) of the partitions.
         #[arg(required = true)]
         parts: Vec<PathBuf>,
         /// Where to write the merged index.html, summary.csv, summary.json and runs/.
@@ -283,8 +292,78 @@ enum CliError {
     OutNotEmpty(PathBuf),
     #[error(transparent)]
     Merge(#[from] crate::audit::MergeError),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
     #[error("{0}")]
     Usage(String),
+}
+
+/// A scratch folder for work on object storage, removed when dropped:
+/// inside `--out` when that is a local folder, so that nothing is written
+/// elsewhere, else in the system's temporary folder.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(out: Option<&Path>) -> Result<Scratch, CliError> {
+        let base = match out {
+            Some(out) if !store::is_url(out) => out.to_path_buf(),
+            _ => std::env::temp_dir(),
+        };
+        let dir = base.join(format!(".postmortem-fetch-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        Ok(Scratch(dir))
+    }
+
+    /// The listing of a URL laid out in the scratch folder (the `n`-th of
+    /// the command), with the objects `keep` names fetched.
+    fn mirror(&self, url: &Path, n: usize, keep: impl Fn(&str) -> bool) -> Result<Mirror, CliError> {
+        let url = url.to_string_lossy();
+        // The folder keeps the URL's last name: a run is named after it.
+        let name = url.trim_end_matches('/').rsplit('/').next().filter(|n| !n.is_empty() && !n.starts_with('.')).unwrap_or("archive");
+        Ok(Mirror::create(Remote::open(&url)?, self.0.join(n.to_string()).join(name), keep)?)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Where a command writes: `--out` itself, or a scratch folder uploaded to
+/// the `--out` URL by [`Output::finish`].
+struct Output {
+    local: PathBuf,
+    remote: Option<Mirror>,
+}
+
+impl Output {
+    /// `keep`: what of an earlier output under the URL is read back.
+    /// `scratch` is there when `out` is a URL.
+    fn new(out: &Path, scratch: Option<&Scratch>, keep: impl Fn(&str) -> bool) -> Result<Output, CliError> {
+        let Some(scratch) = scratch.filter(|_| store::is_url(out)) else {
+            std::fs::create_dir_all(out).map_err(io(out))?;
+            return Ok(Output { local: out.to_path_buf(), remote: None });
+        };
+        let mirror = scratch.mirror(out, usize::MAX, keep)?;
+        Ok(Output { local: mirror.root().to_path_buf(), remote: Some(mirror) })
+    }
+
+    /// Uploads what was written, when `--out` is a URL.
+    fn finish(&self) -> Result<(), CliError> {
+        if let Some(mirror) = &self.remote {
+            mirror.upload_written()?;
+        }
+        Ok(())
+    }
+
+    /// A file of the output as the user names it.
+    fn shown(&self, name: &str) -> String {
+        match &self.remote {
+            Some(mirror) => format!("{}/{name}", mirror.url()),
+            None => self.local.join(name).display().to_string(),
+        }
+    }
 }
 
 /// The configuration of `--config FILE`, or the defaults.
@@ -295,12 +374,12 @@ fn config_file(path: Option<&std::path::Path>) -> Result<Config, CliError> {
     })
 }
 
-fn load_config(args: &AnalyzeArgs) -> Result<Config, CliError> {
-    let in_run = args.run.join(CONFIG_FILE);
+fn load_config(args: &AnalyzeArgs, run: &Path) -> Result<Config, CliError> {
+    let in_run = run.join(CONFIG_FILE);
     let mut config = match &args.config {
         Some(path) => Config::load(path)?,
         // A broken file in the run costs its settings, not the analysis.
-        None if args.run.is_dir() && in_run.is_file() => Config::load(&in_run).unwrap_or_else(|e| {
+        None if run.is_dir() && in_run.is_file() => Config::load(&in_run).unwrap_or_else(|e| {
             eprintln!("warning: {e}; ignored, the defaults are used");
             Config::default()
         }),
@@ -311,15 +390,37 @@ fn load_config(args: &AnalyzeArgs) -> Result<Config, CliError> {
 }
 
 fn analyze(args: &AnalyzeArgs) -> Result<u8, CliError> {
-    let config = load_config(args)?;
-    if let Some(out) = &args.out {
+    let remote = store::is_url(&args.run) || args.out.as_deref().is_some_and(store::is_url);
+    let scratch = if remote { Some(Scratch::new(args.out.as_deref())?) } else { None };
+    // A run in object storage: its listing laid out locally, then the one
+    // run found there fetched (not every run under a folder of several).
+    let (mirror, _fetched) = match &scratch {
+        Some(scratch) if store::is_url(&args.run) => {
+            let mirror = scratch.mirror(&args.run, 0, store::discovery_reads)?;
+            let target = mirror.target();
+            let at = import::detect(&target).map(|(_, at)| at).unwrap_or(target);
+            let fetched = mirror.fetch(&at)?;
+            (Some(mirror), Some(fetched))
+        }
+        _ => (None, None),
+    };
+    let run_path = mirror.as_ref().map_or_else(|| args.run.clone(), Mirror::target);
+    let shown = |text: &str| mirror.as_ref().map_or_else(|| text.to_string(), |m| m.shown(text));
+    let config = load_config(args, &run_path)?;
+    if let (Some(out), None) = (&args.out, &mirror) {
         refuse_out_inside_run(out, &args.run)?;
     }
-    let run = import::load(&args.run, &args.input.options(&config))?;
+    let run = import::load(&run_path, &args.input.options(&config)).map_err(|e| match &mirror {
+        Some(mirror) => CliError::Usage(mirror.shown(&e.to_string())),
+        None => CliError::Load(e),
+    })?;
     let ctx = crate::context::Context::new(&run);
-    let analysis = analysis::analyze_in(&ctx, &config);
+    let mut analysis = analysis::analyze_in(&ctx, &config);
+    analysis.show_paths(shown);
     if let Some(out) = &args.out {
-        crate::report::write(&ctx, &analysis, out)?;
+        let output = Output::new(out, scratch.as_ref(), |_| false)?;
+        crate::report::write(&ctx, &analysis, &output.local)?;
+        output.finish()?;
     }
     match args.format {
         // The text lists the warnings itself; a script reading JSON gets them
@@ -362,15 +463,26 @@ fn audit(args: &AuditArgs) -> Result<u8, CliError> {
         plot_files: if args.png { crate::report::PlotFiles::SvgAndPng } else { crate::report::PlotFiles::Svg },
         partition: args.partition,
     };
-    std::fs::create_dir_all(out).map_err(io(out))?;
-    let result = crate::audit::run(archive, out, &config, &options).map_err(io(archive))?;
-    write_audit(out, &result)?;
+    let scratch = if store::is_url(archive) || store::is_url(out) { Some(Scratch::new(Some(out))?) } else { None };
+    // An earlier audit under an --out URL: its state is read back for
+    // --changed, and its reports stay where they are.
+    let output = Output::new(out, scratch.as_ref(), |name| args.changed && name == crate::audit::STATE_FILE)?;
+    let result = match &scratch {
+        Some(scratch) if store::is_url(archive) => {
+            let mirror = scratch.mirror(archive, 0, store::discovery_reads)?;
+            crate::audit::run_archive(&mirror, &output.local, &config, &options).map_err(io(archive))?
+        }
+        _ => crate::audit::run(archive, &output.local, &config, &options).map_err(io(archive))?,
+    };
+    write_audit(&output.local, &result)?;
     if let Some(partition) = args.partition {
         let part = crate::audit::Part { archive: result.archive.clone(), partition, left_out: result.left_out, reused: result.reused };
-        std::fs::write(out.join(crate::audit::PART_FILE), serde_json::to_string_pretty(&part)? + "\n").map_err(io(&out.join(crate::audit::PART_FILE)))?;
+        let path = output.local.join(crate::audit::PART_FILE);
+        std::fs::write(&path, serde_json::to_string_pretty(&part)? + "\n").map_err(io(&path))?;
     }
+    output.finish()?;
     let what = args.partition.map_or_else(String::new, |p| format!(" (partition {p})"));
-    report_audit(&result, &what, out);
+    report_audit(&result, &what, &output.shown("index.html"));
     Ok(audit_exit(&result, args.fail_on))
 }
 
@@ -393,6 +505,8 @@ fn write_audit(out: &std::path::Path, result: &crate::audit::Audit) -> Result<()
         write(&name, page)?;
     }
     write("summary.csv", export::audit_csv::render(result).map_err(|e| CliError::Csv(e.to_string()))?)?;
+    let parquet = export::audit_parquet::render(result).map_err(|e| CliError::Usage(format!("could not write summary.parquet: {e}")))?;
+    std::fs::write(out.join("summary.parquet"), parquet).map_err(io(&out.join("summary.parquet")))?;
     // Streamed: a large archive's rows are hundreds of megabytes as text.
     let stream = |name: &str, pretty: bool| -> Result<(), CliError> {
         let path = out.join(name);
@@ -410,7 +524,7 @@ fn write_audit(out: &std::path::Path, result: &crate::audit::Audit) -> Result<()
 }
 
 /// The audit's one-line summary, and a warning per unreadable run.
-fn report_audit(result: &crate::audit::Audit, what: &str, out: &std::path::Path) {
+fn report_audit(result: &crate::audit::Audit, what: &str, index: &str) {
     let counts: Vec<String> = result.counts().iter().map(|(v, n)| format!("{n} {v}")).collect();
     let mut extra = String::new();
     if result.left_out > 0 {
@@ -419,17 +533,33 @@ fn report_audit(result: &crate::audit::Audit, what: &str, out: &std::path::Path)
     if result.reused > 0 {
         extra.push_str(&format!(", {} unchanged since the last audit", result.reused));
     }
-    println!("audited {} runs{what}: {}{extra}; see {}", result.rows.len(), counts.join(", "), out.join("index.html").display());
+    println!("audited {} runs{what}: {}{extra}; see {index}", result.rows.len(), counts.join(", "));
     for row in result.rows.iter().filter(|r| r.error.is_some()) {
         eprintln!("warning: {}: {}", row.run, row.error.as_deref().unwrap_or_default());
     }
 }
 
-fn merge(parts: &[PathBuf], out: &std::path::Path, fail_on: FailOn) -> Result<u8, CliError> {
-    std::fs::create_dir_all(out).map_err(io(out))?;
-    let (result, coverage) = crate::audit::merge(parts, out)?;
-    write_audit(out, &result)?;
-    report_audit(&result, &format!(" (merged from {} of {} partitions)", coverage.total - coverage.missing.len(), coverage.total), out);
+fn merge(parts: &[PathBuf], out: &Path, fail_on: FailOn) -> Result<u8, CliError> {
+    let remote = store::is_url(out) || parts.iter().any(|p| store::is_url(p));
+    let scratch = if remote { Some(Scratch::new(Some(out))?) } else { None };
+    let output = Output::new(out, scratch.as_ref(), |_| false)?;
+    // Parts under URLs are fetched whole: they are reports, not runs.
+    let mut mirrors = Vec::new();
+    let mut local_parts = Vec::new();
+    for (n, part) in parts.iter().enumerate() {
+        match &scratch {
+            Some(scratch) if store::is_url(part) => {
+                let mirror = scratch.mirror(part, n + 1, |_| true)?;
+                local_parts.push(mirror.root().to_path_buf());
+                mirrors.push(mirror);
+            }
+            _ => local_parts.push(part.clone()),
+        }
+    }
+    let (result, coverage) = crate::audit::merge(&local_parts, &output.local)?;
+    write_audit(&output.local, &result)?;
+    output.finish()?;
+    report_audit(&result, &format!(" (merged from {} of {} partitions)", coverage.total - coverage.missing.len(), coverage.total), &output.shown("index.html"));
     let list = |shares: &[usize]| shares.iter().map(|i| format!("{i}/{}", coverage.total)).collect::<Vec<_>>().join(", ");
     if !coverage.missing.is_empty() {
         eprintln!("warning: partitions missing: {}; their runs are not in the index", list(&coverage.missing));

@@ -17,6 +17,7 @@ pub mod report;
 pub mod rules;
 pub mod run;
 pub mod series;
+pub mod store;
 pub mod summary;
 
 pub use error::{LoadError, Warning};

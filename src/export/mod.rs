@@ -4,6 +4,7 @@
 
 pub mod audit_csv;
 pub mod audit_html;
+pub mod audit_parquet;
 pub mod chart;
 pub mod html;
 pub mod json;

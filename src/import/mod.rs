@@ -344,6 +344,18 @@ pub struct Discovery {
     pub errors: Vec<(PathBuf, String)>,
 }
 
+/// Whether [`discover`] reads a file's bytes, and not only its name, to tell
+/// its format: logs named like text, CSV or a database. Runs in object
+/// storage fetch these before discovery and everything else after.
+pub fn discovery_reads(path: &Path) -> bool {
+    let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    is_log_file_name(path)
+        && !name.ends_with(".safetensors")
+        && name != hf_trainer::STATE_FILE
+        && !tensorboard::is_event_file(path)
+        && !wandb::is_log_file(path)
+}
+
 /// Names a log of some format may have; other files are not opened while
 /// looking for runs.
 fn is_log_file_name(path: &Path) -> bool {

@@ -18,7 +18,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 /// The safetensors crate's own limit on the header.
-const MAX_HEADER_BYTES: u64 = 100_000_000;
+pub const MAX_HEADER_BYTES: u64 = 100_000_000;
 /// Bytes read at a time when streaming a tensor: small enough to stay in the
 /// core's cache between the read and the reduction.
 const CHUNK_BYTES: usize = 256 << 10;
@@ -29,6 +29,31 @@ const PART_BYTES: u64 = 32 << 20;
 /// The largest tensor read whole into memory (labels, logits, one batch's
 /// activations are far smaller); statistics of larger ones are streamed.
 const MAX_VALUES_BYTES: u64 = 256 << 20;
+
+/// The byte ranges of a safetensors file that the analysis reads, given the
+/// header (the JSON after the 8-byte length): floating-point tensors for
+/// their statistics, and tensors small enough to be read whole (labels,
+/// predictions); not large integer tensors, which no rule reads. `None` for
+/// a header that does not parse. Runs in object storage fetch only these.
+pub fn ranges_read(header: &[u8]) -> Option<Vec<Range<u64>>> {
+    let metadata: Metadata = serde_json::from_slice(header).ok()?;
+    let data_start = 8 + header.len() as u64;
+    let mut ranges: Vec<Range<u64>> = metadata
+        .tensors()
+        .into_values()
+        .filter(|info| {
+            let bytes = (info.data_offsets.1 - info.data_offsets.0) as u64;
+            is_float(info.dtype) || bytes <= MAX_VALUES_BYTES
+        })
+        .map(|info| data_start + info.data_offsets.0 as u64..data_start + info.data_offsets.1 as u64)
+        .collect();
+    ranges.sort_by_key(|r| r.start);
+    Some(ranges)
+}
+
+fn is_float(dtype: Dtype) -> bool {
+    matches!(dtype, Dtype::F32 | Dtype::F16 | Dtype::BF16 | Dtype::F64)
+}
 
 /// One tensor of a checkpoint: where its bytes are, not the bytes.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -60,7 +85,7 @@ impl TensorEntry {
 
     /// Whether [`Checkpoint::stats`] can read it.
     pub fn is_float(&self) -> bool {
-        matches!(self.dtype, Dtype::F32 | Dtype::F16 | Dtype::BF16 | Dtype::F64)
+        is_float(self.dtype)
     }
 }
 
