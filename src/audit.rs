@@ -3,7 +3,7 @@
 //! is listed with its error and the audit goes on.
 
 use crate::analysis::{analyze_in, Analysis};
-pub use crate::archive::{Audit, AuditRow, Sweep};
+pub use crate::archive::{Audit, AuditRow, RowWriter, Sweep};
 use crate::config::Config;
 use crate::import::{self, ImportOptions, SourceFormat};
 use crate::run::Run;
@@ -16,8 +16,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-/// The state file of `--changed`, kept in the output folder.
-pub const STATE_FILE: &str = ".postmortem-audit.json";
+/// The state file of `--changed` (and what `merge` reads of a part), kept
+/// in the output folder: one JSON line per row, in no particular order.
+pub const STATE_FILE: &str = ".postmortem-rows.jsonl";
 
 /// A run found under the archive.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,8 +44,9 @@ pub fn discover(root: &Path) -> (Vec<Found>, Vec<(String, String)>) {
     (found, errors.into_iter().map(|(path, error)| (relative(&path), error)).collect())
 }
 
-/// A file-system-safe folder name for a run's report, unique among `taken`.
-pub fn safe_name(relative: &str, taken: &mut std::collections::BTreeSet<String>) -> String {
+/// A file-system-safe folder name for a run's report, unique among `taken`
+/// (names kept as 64-bit hashes: 8 bytes a run of a large archive, not the names).
+pub fn safe_name(relative: &str, taken: &mut std::collections::HashSet<u64>) -> String {
     let mut name: String = relative
         .chars()
         .map(|c| if c == '/' { '~' } else if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
@@ -59,7 +61,7 @@ pub fn safe_name(relative: &str, taken: &mut std::collections::BTreeSet<String>)
     }
     let mut candidate = name.clone();
     let mut n = 2;
-    while !taken.insert(candidate.clone()) {
+    while !taken.insert(xxhash_rust::xxh3::xxh3_64(candidate.as_bytes())) {
         candidate = format!("{name}-{n}");
         n += 1;
     }
@@ -241,74 +243,106 @@ pub fn run_archive(archive: &dyn Archive, out: &Path, config: &Config, options: 
     let root = archive.root();
     let (found, mut walk_errors) = discover(root);
     walk_errors.extend(archive.skipped());
-    let previous: BTreeMap<String, AuditRow> = if options.changed_only {
-        std::fs::read(out.join(STATE_FILE))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Vec<AuditRow>>(&b).ok())
-            .map(|rows| rows.into_iter().map(|r| (r.run.clone(), r)).collect())
-            .unwrap_or_default()
-    } else {
-        BTreeMap::new()
-    };
+    let previous = if options.changed_only { Previous::read(&out.join(STATE_FILE)) } else { Previous::default() };
     // Report folders are named over every run of the archive, whichever
     // share this process audits, so that the parts of a partitioned audit
     // merge into what one process would have written.
-    let mut taken = std::collections::BTreeSet::new();
+    let mut taken = std::collections::HashSet::new();
     let mut jobs = Vec::new();
     let mut left_out = 0;
     let count = found.len();
     let selected = |position: usize, relative: &str| options.partition.is_none_or(|p| p.selects(position, count, relative));
     for (position, f) in found.into_iter().enumerate() {
         let mine = selected(position, &f.relative);
-        let (print, newest) = if mine || options.since.is_some() { archive.fingerprint(&f.path) } else { (String::new(), None) };
-        if options.since.is_some_and(|since| newest.is_none_or(|n| n < since)) {
-            left_out += usize::from(mine);
-            continue;
+        if let Some(since) = options.since {
+            if archive.fingerprint(&f.path).1.is_none_or(|newest| newest < since) {
+                left_out += usize::from(mine);
+                continue;
+            }
         }
         let folder = safe_name(&f.relative, &mut taken);
         if mine {
-            jobs.push((f, folder, print));
+            jobs.push((f, folder));
         }
     }
+    drop(taken);
     let bar = ProgressBar::with_draw_target(Some(jobs.len() as u64), if options.progress { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() });
     if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} runs {elapsed} {wide_msg}") {
         bar.set_style(style);
     }
     let pool = rayon::ThreadPoolBuilder::new().num_threads(options.jobs.max(1)).build().map_err(std::io::Error::other)?;
     let reused = std::sync::atomic::AtomicUsize::new(0);
-    let mut rows: Vec<AuditRow> = pool.install(|| {
-        jobs.par_iter()
-            .map(|(found, folder, print)| {
-                let row = match previous.get(&found.relative) {
-                    Some(old) if &old.fingerprint == print && old.report.as_ref().is_none_or(|r| out.join(r).is_file()) => {
-                        reused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        old.clone()
-                    }
-                    _ => audit_one(archive, found, folder, print, out, config, options.plot_files),
-                };
-                bar.inc(1);
-                row
-            })
-            .collect()
-    });
+    // Each row goes to the spool as it is made; it becomes the state file.
+    let rows = RowWriter::create(&out.join(SPOOL_FILE))?;
+    pool.install(|| {
+        jobs.par_iter().try_for_each(|(found, folder)| {
+            // Taken here, on the workers: for an archive in object storage
+            // it is a listing's worth of metadata, and it is not kept.
+            let print = archive.fingerprint(&found.path).0;
+            let row = match previous.get(&found.relative) {
+                Some(old) if old.fingerprint == print && old.report.as_ref().is_none_or(|r| out.join(r).is_file()) => {
+                    reused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    old
+                }
+                _ => audit_one(archive, found, folder, &print, out, config, options.plot_files),
+            };
+            bar.inc(1);
+            rows.push(&row)
+        })
+    })?;
     bar.finish_and_clear();
     // A folder that could not be read belongs to the share its path hashes to.
     let hashed = options.partition.map(|p| Partition { by: PartitionBy::Hash, ..p });
     for (at, error) in walk_errors {
         if hashed.is_none_or(|p| p.selects(0, 1, &at)) {
-            rows.push(unreadable(&at, &at, error, String::new()));
+            rows.push(&AuditRow::unreadable(&at, error))?;
         }
     }
-    Ok(finish(archive.name(), rows, left_out, reused.into_inner()))
+    let (rows, sweeps) = rows.finish()?;
+    Ok(Audit { archive: archive.name(), rows, sweeps, left_out, reused: reused.into_inner() })
 }
 
-/// The audit of `rows`: sorted, controls linked and sweeps found over all of
-/// them.
-fn finish(archive: String, mut rows: Vec<AuditRow>, left_out: usize, reused: usize) -> Audit {
-    rows.sort_by(|a, b| a.run.cmp(&b.run));
-    link_controls(&mut rows);
-    let sweeps = find_sweeps(&rows);
-    Audit { archive, rows, sweeps, left_out, reused }
+/// Where the rows of an audit are spooled while it runs; renamed to
+/// [`STATE_FILE`] when its output is written.
+pub const SPOOL_FILE: &str = ".postmortem-rows.jsonl.new";
+
+/// The rows of the previous audit into the same folder (`--changed`): where
+/// each run's line is in the state file, read when it is needed.
+#[derive(Default)]
+struct Previous {
+    file: Option<std::fs::File>,
+    lines: BTreeMap<Box<str>, (u64, usize)>,
+}
+
+impl Previous {
+    /// The state file's lines, by run; a file that cannot be read (or of an
+    /// earlier version) is no previous audit.
+    fn read(path: &Path) -> Previous {
+        use std::io::BufRead;
+        let Ok(file) = std::fs::File::open(path) else { return Previous::default() };
+        let mut lines = BTreeMap::new();
+        let mut reader = std::io::BufReader::new(&file);
+        let (mut at, mut line) = (0u64, Vec::new());
+        #[derive(Deserialize)]
+        struct Run {
+            run: String,
+        }
+        while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+            if let Ok(row) = serde_json::from_slice::<Run>(&line) {
+                lines.insert(row.run.into_boxed_str(), (at, line.len()));
+            }
+            at += line.len() as u64;
+            line.clear();
+        }
+        Previous { file: Some(file), lines }
+    }
+
+    fn get(&self, run: &str) -> Option<AuditRow> {
+        let (&(at, len), file) = (self.lines.get(run)?, self.file.as_ref()?);
+        let mut text = vec![0u8; len];
+        std::os::unix::fs::FileExt::read_exact_at(file, &mut text, at).ok()?;
+        serde_json::from_slice(&text).ok()
+    }
 }
 
 /// The file a partitioned audit writes beside its rows: which share it is.
@@ -355,7 +389,8 @@ pub fn merge(parts: &[PathBuf], out: &Path) -> Result<(Audit, Coverage), MergeEr
     let mut seen = std::collections::BTreeSet::new();
     let mut first: Option<Part> = None;
     let mut coverage = Coverage::default();
-    let (mut rows, mut left_out, mut reused) = (Vec::new(), 0, 0);
+    let (mut left_out, mut reused) = (0, 0);
+    let rows = RowWriter::create(&out.join(SPOOL_FILE)).map_err(io(&out.join(SPOOL_FILE)))?;
     for dir in parts {
         let read = |name: &str| std::fs::read(dir.join(name)).map_err(|e| MergeError::NotAPart { path: dir.clone(), message: format!("{name}: {e}") });
         let part: Part = serde_json::from_slice(&read(PART_FILE)?).map_err(|e| MergeError::NotAPart { path: dir.clone(), message: format!("{PART_FILE}: {e}") })?;
@@ -370,13 +405,16 @@ pub fn merge(parts: &[PathBuf], out: &Path) -> Result<(Audit, Coverage), MergeEr
             coverage.duplicated.push(part.partition.index);
             continue;
         }
-        let part_rows: Vec<AuditRow> = serde_json::from_slice(&read(STATE_FILE)?).map_err(|e| MergeError::NotAPart { path: dir.clone(), message: format!("{STATE_FILE}: {e}") })?;
-        for row in &part_rows {
+        // Row by row: a part of a large archive is not held in memory.
+        let state = std::fs::File::open(dir.join(STATE_FILE)).map_err(|e| MergeError::NotAPart { path: dir.clone(), message: format!("{STATE_FILE}: {e}") })?;
+        for (n, line) in std::io::BufRead::lines(std::io::BufReader::new(state)).enumerate() {
+            let not_a_part = |e: &dyn std::fmt::Display| MergeError::NotAPart { path: dir.clone(), message: format!("{STATE_FILE}, line {}: {e}", n + 1) };
+            let row: AuditRow = serde_json::from_str(&line.map_err(|e| not_a_part(&e))?).map_err(|e| not_a_part(&e))?;
             if let Some(folder) = row.report.as_deref().and_then(|r| Path::new(r).parent()).filter(|f| is_report_folder(f)) {
                 copy_dir(&dir.join(folder), &out.join(folder)).map_err(io(&dir.join(folder)))?;
             }
+            rows.push(&row).map_err(io(&out.join(SPOOL_FILE)))?;
         }
-        rows.extend(part_rows);
         left_out += part.left_out;
         reused += part.reused;
     }
@@ -384,7 +422,8 @@ pub fn merge(parts: &[PathBuf], out: &Path) -> Result<(Audit, Coverage), MergeEr
     coverage.total = base.partition.total;
     coverage.missing = (1..=base.partition.total).filter(|i| !seen.contains(i)).collect();
     coverage.duplicated.dedup();
-    Ok((finish(base.archive, rows, left_out, reused), coverage))
+    let (rows, sweeps) = rows.finish().map_err(io(&out.join(SPOOL_FILE)))?;
+    Ok((Audit { archive: base.archive, rows, sweeps, left_out, reused }, coverage))
 }
 
 /// The folder of the run reports in an audit's output.
@@ -415,28 +454,6 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-fn unreadable(run: &str, name: &str, error: String, fingerprint: String) -> AuditRow {
-    AuditRow {
-        run: run.to_string(),
-        name: name.to_string(),
-        verdict: "unreadable".into(),
-        errors: 0,
-        warnings: 0,
-        infos: 0,
-        rules: Vec::new(),
-        final_loss: None,
-        last_step: None,
-        incomplete: false,
-        report: None,
-        error: Some(error),
-        input_warnings: Vec::new(),
-        hyperparameters: BTreeMap::new(),
-        fingerprint,
-        standard_dataset: None,
-        controls: Vec::new(),
-    }
-}
-
 /// Analyzes one run and writes its report; any failure becomes the row's error.
 fn audit_one(archive: &dyn Archive, found: &Found, folder: &str, print: &str, out: &Path, config: &Config, plot_files: crate::report::PlotFiles) -> AuditRow {
     let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<AuditRow, String> {
@@ -452,8 +469,8 @@ fn audit_one(archive: &dyn Archive, found: &Found, folder: &str, print: &str, ou
     }));
     match attempt {
         Ok(Ok(row)) => row,
-        Ok(Err(error)) => unreadable(&found.relative, &found.relative, error, print.to_string()),
-        Err(_) => unreadable(&found.relative, &found.relative, "the analysis failed unexpectedly (a bug in postmortem)".into(), print.to_string()),
+        Ok(Err(error)) => AuditRow { fingerprint: print.to_string(), ..AuditRow::unreadable(&found.relative, error) },
+        Err(_) => AuditRow { fingerprint: print.to_string(), ..AuditRow::unreadable(&found.relative, "the analysis failed unexpectedly (a bug in postmortem)".into()) },
     }
 }
 
@@ -488,65 +505,6 @@ fn row_of(found: &Found, folder: &str, print: &str, run: &Run, analysis: &Analys
         standard_dataset: run.meta.dataset.as_ref().and_then(|d| d.standard),
         controls: Vec::new(),
     }
-}
-
-/// The folder a run sits in, under the archive.
-fn parent(run: &str) -> &str {
-    run.rsplit_once('/').map_or("", |(folder, _)| folder)
-}
-
-/// Recognizes, for each run that no-standard-baseline fired on, the sibling
-/// runs on a standard corpus: the control the rule asks for may exist already.
-fn link_controls(rows: &mut [AuditRow]) {
-    let standard: Vec<(String, String)> = rows
-        .iter()
-        .filter(|r| r.standard_dataset == Some(true) && r.error.is_none())
-        .map(|r| (parent(&r.run).to_string(), r.run.clone()))
-        .collect();
-    for row in rows.iter_mut().filter(|r| r.rules.iter().any(|x| x == "no-standard-baseline")) {
-        row.controls = standard.iter().filter(|(folder, run)| folder == parent(&row.run) && run != &row.run).map(|(_, run)| run.clone()).collect();
-    }
-}
-
-/// Groups runs that share all hyperparameters but one numeric one (three or
-/// more distinct values): the checklist's "tune the learning rate in
-/// logarithmic steps", made visible.
-pub fn find_sweeps(rows: &[AuditRow]) -> Vec<Sweep> {
-    let keys: std::collections::BTreeSet<&String> = rows.iter().flat_map(|r| r.hyperparameters.keys()).collect();
-    let mut sweeps = Vec::new();
-    for key in keys {
-        let mut groups: BTreeMap<String, Vec<&AuditRow>> = BTreeMap::new();
-        for row in rows.iter().filter(|r| r.hyperparameters.get(key).and_then(|v| v.as_f64()).is_some()) {
-            let mut rest = row.hyperparameters.clone();
-            rest.remove(key);
-            groups.entry(serde_json::to_string(&rest).unwrap_or_default()).or_default().push(row);
-        }
-        for members in groups.into_values() {
-            let mut points: Vec<(f64, Option<f64>, String)> = members
-                .iter()
-                .filter_map(|r| Some((r.hyperparameters.get(key)?.as_f64()?, r.final_loss, r.run.clone())))
-                .collect();
-            points.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let mut values: Vec<f64> = points.iter().map(|p| p.0).collect();
-            values.dedup();
-            if values.len() < 3 {
-                continue;
-            }
-            let diverged: Vec<String> = members
-                .iter()
-                .filter(|r| r.rules.iter().any(|x| x == "loss-diverging" || x == "nonfinite-values"))
-                .map(|r| r.run.clone())
-                .collect();
-            let best = points
-                .iter()
-                .filter(|p| !diverged.contains(&p.2))
-                .filter_map(|p| Some((p.1.filter(|l| l.is_finite())?, &p.2)))
-                .min_by(|a, b| a.0.total_cmp(&b.0))
-                .map(|(_, run)| run.clone());
-            sweeps.push(Sweep { parameter: key.clone(), points, best, diverged });
-        }
-    }
-    sweeps
 }
 
 /// `YYYY-MM-DD` (UTC midnight) as a time.

@@ -504,23 +504,30 @@ fn write_audit(out: &std::path::Path, result: &crate::audit::Audit) -> Result<()
     for (name, page) in export::audit_html::render_pages(result) {
         write(&name, page)?;
     }
-    write("summary.csv", export::audit_csv::render(result).map_err(|e| CliError::Csv(e.to_string()))?)?;
-    let parquet = export::audit_parquet::render(result).map_err(|e| CliError::Usage(format!("could not write summary.parquet: {e}")))?;
-    std::fs::write(out.join("summary.parquet"), parquet).map_err(io(&out.join("summary.parquet")))?;
-    // Streamed: a large archive's rows are hundreds of megabytes as text.
-    let stream = |name: &str, pretty: bool| -> Result<(), CliError> {
+    // Streamed, a row at a time: a large archive's rows are hundreds of
+    // megabytes as text.
+    let create = |name: &str| -> Result<std::io::BufWriter<std::fs::File>, CliError> {
         let path = out.join(name);
-        let mut file = std::io::BufWriter::new(std::fs::File::create(&path).map_err(io(&path))?);
-        if pretty {
-            serde_json::to_writer_pretty(&mut file, &result.rows)?;
-            std::io::Write::write_all(&mut file, b"\n").map_err(io(&path))?;
-        } else {
-            serde_json::to_writer(&mut file, &result.rows)?;
-        }
-        std::io::Write::flush(&mut file).map_err(io(&path))
+        Ok(std::io::BufWriter::new(std::fs::File::create(&path).map_err(io(&path))?))
     };
-    stream("summary.json", true)?;
-    stream(crate::audit::STATE_FILE, false)
+    let flushed = |name: &str, mut file: std::io::BufWriter<std::fs::File>| std::io::Write::flush(&mut file).map_err(io(&out.join(name)));
+    let mut csv = create("summary.csv")?;
+    export::audit_csv::write(result, &mut csv).map_err(|e| CliError::Csv(e.to_string()))?;
+    flushed("summary.csv", csv)?;
+    let mut parquet = create("summary.parquet")?;
+    export::audit_parquet::write(result, &mut parquet).map_err(|e| CliError::Usage(format!("could not write summary.parquet: {e}")))?;
+    flushed("summary.parquet", parquet)?;
+    let mut json = create("summary.json")?;
+    let mut serializer = serde_json::Serializer::pretty(&mut json);
+    serde::Serializer::collect_seq(&mut serializer, result.rows.iter())?;
+    std::io::Write::write_all(&mut json, b"\n").map_err(io(&out.join("summary.json")))?;
+    flushed("summary.json", json)?;
+    // The spool the rows were written to is the state --changed reads.
+    let state = out.join(crate::audit::STATE_FILE);
+    match result.rows.spool_path() {
+        Some(spool) => std::fs::rename(spool, &state).map_err(io(&state)),
+        None => Ok(()),
+    }
 }
 
 /// The audit's one-line summary, and a warning per unreadable run.
@@ -583,7 +590,7 @@ fn audit_exit(result: &crate::audit::Audit, fail_on: FailOn) -> u8 {
         "info" => Some(Severity::Info),
         _ => None,
     };
-    let failed = threshold.is_some_and(|t| result.rows.iter().any(|r| severity(&r.verdict).is_some_and(|s| s >= t)));
+    let failed = threshold.is_some_and(|t| result.counts().iter().any(|&(verdict, n)| n > 0 && severity(verdict).is_some_and(|s| s >= t)));
     if failed {
         EXIT_FINDINGS
     } else {

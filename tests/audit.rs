@@ -161,6 +161,8 @@ fn output_files(out: &Path) -> Vec<(String, Vec<u8>)> {
         .flatten()
         .filter(|e| e.file_type().is_file())
         .map(|e| (e.path().strip_prefix(out).unwrap().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
+        // The state file's lines come in the order runs finished.
+        .filter(|(name, _)| !name.starts_with(".postmortem-rows"))
         .filter(|(name, _)| !name.ends_with(".json") || name == "summary.json" || name.starts_with("runs/"))
         .collect();
     files.sort();
@@ -242,14 +244,14 @@ fn partitions_merge_into_the_single_audit() {
     let forged = scratch.path().join("forged");
     std::fs::create_dir_all(forged.join("runs/x")).unwrap();
     std::fs::write(forged.join("part.json"), r#"{"archive": "a", "partition": {"by": "hash", "index": 1, "total": 1000000000000}, "left_out": 0, "reused": 0}"#).unwrap();
-    std::fs::write(forged.join(".postmortem-audit.json"), "[]").unwrap();
+    std::fs::write(forged.join(".postmortem-rows.jsonl"), "").unwrap();
     let huge = postmortem(&["audit", "merge", forged.to_str().unwrap(), "--out", scratch.path().join("h").to_str().unwrap()]);
     assert_eq!(huge.status.code(), Some(2), "{}", String::from_utf8_lossy(&huge.stderr));
     std::fs::write(forged.join("part.json"), r#"{"archive": "a", "partition": {"by": "hash", "index": 1, "total": 1}, "left_out": 0, "reused": 0}"#).unwrap();
     let rows: Value = serde_json::from_slice(&std::fs::read(single.path().join("summary.json")).unwrap()).unwrap();
     let mut row = rows[0].clone();
     row["report"] = "runs/../../escaped/report.html".into();
-    std::fs::write(forged.join(".postmortem-audit.json"), serde_json::to_string(&[row]).unwrap()).unwrap();
+    std::fs::write(forged.join(".postmortem-rows.jsonl"), serde_json::to_string(&row).unwrap() + "\n").unwrap();
     let merged = scratch.path().join("inside/merged");
     let result = postmortem(&["audit", "merge", forged.to_str().unwrap(), "--out", merged.to_str().unwrap(), "--fail-on", "never"]);
     assert_eq!(result.status.code(), Some(0), "{}", String::from_utf8_lossy(&result.stderr));

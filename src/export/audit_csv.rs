@@ -2,8 +2,9 @@
 
 use crate::archive::Audit;
 
-pub fn render(audit: &Audit) -> Result<String, csv::Error> {
-    let mut out = csv::Writer::from_writer(Vec::new());
+/// Writes the rows to `to`, one at a time.
+pub fn write(audit: &Audit, to: impl std::io::Write) -> Result<(), csv::Error> {
+    let mut out = csv::Writer::from_writer(to);
     out.write_record([
         "run",
         "name",
@@ -19,7 +20,7 @@ pub fn render(audit: &Audit) -> Result<String, csv::Error> {
         "error",
         "input_warnings",
     ])?;
-    for r in &audit.rows {
+    for r in audit.rows.iter() {
         out.write_record([
             r.run.clone(),
             r.name.clone(),
@@ -36,6 +37,6 @@ pub fn render(audit: &Audit) -> Result<String, csv::Error> {
             r.input_warnings.len().to_string(),
         ])?;
     }
-    let bytes = out.into_inner().map_err(|e| e.into_error())?;
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
+    out.flush()?;
+    Ok(())
 }

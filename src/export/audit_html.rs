@@ -7,7 +7,7 @@
 //! `sweeps-N.html` (summary.csv and summary.json hold every row).
 
 use super::chart::{Chart, Series};
-use crate::archive::{Audit, Sweep};
+use crate::archive::{Audit, AuditRow, Sweep};
 use crate::summary::format_number;
 use maud::{html, Markup, PreEscaped};
 
@@ -83,12 +83,10 @@ fn pager(what: &str, current: usize, pages: usize) -> Markup {
 /// them on this page).
 fn render_page(audit: &Audit, run_page: usize, run_pages: usize, sweep_page: usize, sweep_pages: usize) -> String {
     let window = |page: usize, size: usize, len: usize| if page == 0 { 0..0 } else { ((page - 1) * size).min(len)..(page * size).min(len) };
-    let rows = &audit.rows[window(run_page, PAGE_RUNS, audit.rows.len())];
+    let rows: Vec<AuditRow> = audit.rows.range(window(run_page, PAGE_RUNS, audit.rows.len())).collect();
     let sweeps = &audit.sweeps[window(sweep_page, PAGE_SWEEPS, audit.sweeps.len())];
     let counts: Vec<String> = audit.counts().iter().map(|(v, n)| format!("{n} {v}")).collect();
-    let mut rules: Vec<&String> = audit.rows.iter().flat_map(|r| &r.rules).collect();
-    rules.sort();
-    rules.dedup();
+    let rules = audit.rows.rules();
     let rank = |v: &str| match v {
         "unreadable" => 4,
         "error" => 3,
@@ -103,7 +101,7 @@ fn render_page(audit: &Audit, run_page: usize, run_pages: usize, sweep_page: usi
         @if run_page > 0 {
             (pager("runs", run_page, run_pages))
             p {
-                label { "rule " select #rule { option value="" { "any" } @for r in &rules { option { (r) } } } }
+                label { "rule " select #rule { option value="" { "any" } @for r in rules { option { (r) } } } }
                 label { "verdict " select #verdict { option value="" { "any" } @for (v, _) in audit.counts() { option { (v) } } } }
             }
             div.scroll {
@@ -181,7 +179,7 @@ fn sweep_section(sweep: &Sweep) -> Markup {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::archive::AuditRow;
+    use crate::archive::Rows;
 
     fn row(i: usize) -> AuditRow {
         AuditRow {
@@ -209,7 +207,7 @@ mod tests {
     #[test]
     fn large_indexes_are_paged() {
         let sweep = |i: usize| Sweep { parameter: "learning_rate".into(), points: vec![(0.1, Some(1.0), format!("s{i}/a")), (0.01, Some(0.5), format!("s{i}/b"))], best: None, diverged: Vec::new() };
-        let audit = Audit { archive: "archive".into(), rows: (0..2500).map(row).collect(), sweeps: (0..120).map(sweep).collect(), left_out: 0, reused: 0 };
+        let audit = Audit { archive: "archive".into(), rows: Rows::from_rows((0..2500).map(row)), sweeps: (0..120).map(sweep).collect(), left_out: 0, reused: 0 };
         let pages: Vec<(String, String)> = render_pages(&audit).collect();
         let names: Vec<&str> = pages.iter().map(|p| p.0.as_str()).collect();
         assert_eq!(names, ["index.html", "runs-2.html", "runs-3.html", "sweeps-2.html", "sweeps-3.html"]);
@@ -220,7 +218,7 @@ mod tests {
         assert_eq!(pages.iter().map(|p| sweeps_on(&p.1)).collect::<Vec<_>>(), [50, 0, 0, 50, 20]);
         assert!(pages[0].1.contains("href=\"runs-3.html\"") && pages[0].1.contains("href=\"sweeps-2.html\""));
         assert!(pages[2].1.contains("exp/run-02499") && pages[4].1.contains("href=\"index.html\""));
-        let small = Audit { rows: (0..3).map(row).collect(), sweeps: Vec::new(), ..audit };
+        let small = Audit { rows: Rows::from_rows((0..3).map(row)), sweeps: Vec::new(), ..audit };
         let pages: Vec<(String, String)> = render_pages(&small).collect();
         assert_eq!(pages.len(), 1);
         assert!(!pages[0].1.contains("pages:"));

@@ -3,19 +3,33 @@
 //! are those of `summary.csv`, with rules and input warnings as lists and
 //! the hyperparameters as one JSON object per run.
 
-use crate::archive::Audit;
+use crate::archive::{Audit, AuditRow};
 use polars::prelude::*;
 use polars_io::parquet::write::ParquetWriter;
 
-pub fn render(audit: &Audit) -> PolarsResult<Vec<u8>> {
-    let rows = &audit.rows;
+/// Rows written at a time: one row group each.
+const BATCH_ROWS: usize = 1_000;
+
+/// Writes the table to `to`, [`BATCH_ROWS`] rows at a time.
+pub fn write(audit: &Audit, mut to: impl std::io::Write) -> PolarsResult<()> {
+    let batch = |start: usize| frame(&audit.rows.range(start..(start + BATCH_ROWS).min(audit.rows.len())).collect::<Vec<_>>());
+    let first = batch(0)?;
+    let mut writer = ParquetWriter::new(&mut to).batched(first.schema())?;
+    writer.write_batch(&first)?;
+    for start in (BATCH_ROWS..audit.rows.len()).step_by(BATCH_ROWS) {
+        writer.write_batch(&batch(start)?)?;
+    }
+    writer.finish().map(|_| ())
+}
+
+fn frame(rows: &[AuditRow]) -> PolarsResult<DataFrame> {
     let text = |name: &str, value: &dyn Fn(usize) -> Option<String>| Column::new(name.into(), (0..rows.len()).map(value).collect::<Vec<_>>());
     let list = |name: &str, values: Vec<&Vec<String>>| -> Column {
         let lists: ListChunked = values.into_iter().map(|v| Some(Series::new(PlSmallStr::EMPTY, v.as_slice()))).collect();
         lists.with_name(name.into()).into_column()
     };
     let count = |name: &str, value: &dyn Fn(usize) -> usize| Column::new(name.into(), (0..rows.len()).map(|i| value(i) as u64).collect::<Vec<_>>());
-    let mut frame = DataFrame::new(
+    DataFrame::new(
         rows.len(),
         vec![
             text("run", &|i| Some(rows[i].run.clone())),
@@ -34,8 +48,5 @@ pub fn render(audit: &Audit) -> PolarsResult<Vec<u8>> {
             text("hyperparameters", &|i| serde_json::to_string(&rows[i].hyperparameters).ok()),
             text("fingerprint", &|i| Some(rows[i].fingerprint.clone())),
         ],
-    )?;
-    let mut bytes = Vec::new();
-    ParquetWriter::new(&mut bytes).finish(&mut frame)?;
-    Ok(bytes)
+    )
 }
