@@ -183,6 +183,14 @@ def free_run_dir(base: Path) -> Path:
     return path
 
 
+def _append(file, lines: list[str]) -> None:
+    """Appends lines with as few write(2) calls as the kernel allows (one,
+    for a regular file)."""
+    data = memoryview("".join(lines).encode("utf-8"))
+    while data:
+        data = data[file.write(data):]
+
+
 def _write_atomically(path: Path, text: str) -> None:
     temporary = path.with_name(path.name + ".tmp")
     with open(temporary, "w", encoding="utf-8") as f:
@@ -251,8 +259,11 @@ class Recorder:
         self._model_meta = dict(model_meta or {})
         self._fill_meta()
         _write_atomically(self.dir / "run.json", json.dumps(self.meta, indent=2))
-        self._metrics = open(self.dir / "metrics.jsonl", "a", encoding="utf-8")
-        self._tensors = open(self.dir / "tensors.jsonl", "a", encoding="utf-8")
+        # Unbuffered: each batch of lines is one write(2), so a process
+        # killed between steps leaves whole lines (a buffered file writes a
+        # large batch in pieces).
+        self._metrics = open(self.dir / "metrics.jsonl", "ab", buffering=0)
+        self._tensors = open(self.dir / "tensors.jsonl", "ab", buffering=0)
         # Scalars waiting on the device: (step, {key: tensor or number}).
         self._pending: list[tuple[int, dict]] = []
         self._class_counts: dict[str, torch.Tensor] = {}
@@ -475,8 +486,7 @@ class Recorder:
             for key, value in scalars.items():
                 line[key] = host[id(value)] if isinstance(value, torch.Tensor) else value
             lines.append(json.dumps(line) + "\n")
-        self._metrics.write("".join(lines))
-        self._metrics.flush()
+        _append(self._metrics, lines)
         self._pending = []
 
     def _activation_output(self, layer: _Layer) -> torch.Tensor | None:
@@ -510,8 +520,7 @@ class Recorder:
             line.update(extra)
             line.update(_stats.statistics(values, count))
             lines.append(json.dumps(line) + "\n")
-        self._tensors.write("".join(lines))
-        self._tensors.flush()
+        _append(self._tensors, lines)
 
     def _checkpoint(self, step: int, inputs, labels, logits, activations: bool = True) -> None:
         if self.model is None:
