@@ -407,7 +407,7 @@ fn analyze(args: &AnalyzeArgs) -> Result<u8, CliError> {
     let run_path = mirror.as_ref().map_or_else(|| args.run.clone(), Mirror::target);
     let shown = |text: &str| mirror.as_ref().map_or_else(|| text.to_string(), |m| m.shown(text));
     let config = load_config(args, &run_path)?;
-    if let (Some(out), None) = (&args.out, &mirror) {
+    if let Some(out) = args.out.as_deref().filter(|out| mirror.is_none() && !store::is_url(out)) {
         refuse_out_inside_run(out, &args.run)?;
     }
     let run = import::load(&run_path, &args.input.options(&config)).map_err(|e| match &mirror {
