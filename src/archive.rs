@@ -296,7 +296,7 @@ impl RowWriter {
 
 /// One numeric hyperparameter of one row.
 struct Member {
-    /// Index into [`SweepFacts::parameters`].
+    /// Number of the name in [`SweepFacts::parameters`].
     parameter: u32,
     /// A hash of all the row's other hyperparameters.
     rest: u64,
@@ -311,7 +311,8 @@ struct Member {
 /// row and parameter, whatever the hyperparameters hold.
 #[derive(Default)]
 struct SweepFacts {
-    parameters: Vec<String>,
+    /// Parameter names, numbered as they are first seen.
+    parameters: std::collections::HashMap<String, u32>,
     members: Vec<Member>,
     /// Per pushed row: final loss, and whether it diverged.
     outcomes: Vec<(Option<f64>, bool)>,
@@ -324,26 +325,30 @@ impl SweepFacts {
             self.outcomes.resize(index + 1, (None, false));
         }
         self.outcomes[index] = (row.final_loss, row.rules.iter().any(|x| x == "loss-diverging" || x == "nonfinite-values"));
-        for (key, value) in &row.hyperparameters {
+        // The hash of "all hyperparameters but one" for every one at once:
+        // a sum of each pair's hash, less that pair's (order does not matter,
+        // and a row of k hyperparameters costs k hashes, not k maps).
+        let pairs: Vec<u64> = row
+            .hyperparameters
+            .iter()
+            .map(|(key, value)| xxhash_rust::xxh3::xxh3_64(format!("{key}\0{value}").as_bytes()))
+            .collect();
+        let all = pairs.iter().fold(0u64, |sum, h| sum.wrapping_add(*h));
+        for ((key, value), pair) in row.hyperparameters.iter().zip(&pairs) {
             let Some(value) = value.as_f64() else { continue };
-            let mut rest = row.hyperparameters.clone();
-            rest.remove(key);
-            let hash = xxhash_rust::xxh3::xxh3_64(serde_json::to_string(&rest).unwrap_or_default().as_bytes());
-            let parameter = match self.parameters.iter().position(|p| p == key) {
-                Some(p) => p,
-                None => {
-                    self.parameters.push(key.clone());
-                    self.parameters.len() - 1
-                }
-            };
-            self.members.push(Member { parameter: parameter as u32, rest: hash, value, row: row_index });
+            let next = self.parameters.len() as u32;
+            let parameter = *self.parameters.entry(key.clone()).or_insert(next);
+            self.members.push(Member { parameter, rest: all.wrapping_sub(*pair), value, row: row_index });
         }
     }
 
     /// Groups of three or more distinct values, by parameter name, then by
     /// the runs' order.
     fn sweeps(mut self, rows: &Rows, place: &[u32]) -> Vec<Sweep> {
-        let names = std::mem::take(&mut self.parameters);
+        let mut names = vec![String::new(); self.parameters.len()];
+        for (name, n) in std::mem::take(&mut self.parameters) {
+            names[n as usize] = name;
+        }
         let mut by_name: Vec<u32> = (0..names.len() as u32).collect();
         by_name.sort_by(|&a, &b| names[a as usize].cmp(&names[b as usize]));
         let mut rank = vec![0u32; names.len()];
