@@ -257,8 +257,10 @@ impl RowWriter {
         };
         self.sweep_facts.lock().unwrap_or_else(|e| e.into_inner()).add(index as u32, row);
         let mut rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
-        for rule in row.rules.iter().filter(|r| !rules.contains(*r)).collect::<Vec<_>>() {
-            rules.insert(rule.clone());
+        for rule in &row.rules {
+            if !rules.contains(rule) {
+                rules.insert(rule.clone());
+            }
         }
         Ok(())
     }
@@ -273,16 +275,14 @@ impl RowWriter {
                 Spool::File { file: std::fs::File::open(&path)?, path }
             }
         };
-        let keys = self.keys.into_inner().unwrap_or_else(|e| e.into_inner());
         // Sorted by run; `place[i]` is where the i-th pushed row went.
-        let mut order: Vec<u32> = (0..keys.len() as u32).collect();
-        order.sort_by(|&a, &b| keys[a as usize].run.cmp(&keys[b as usize].run));
-        let mut place = vec![0u32; keys.len()];
-        for (to, &from) in order.iter().enumerate() {
-            place[from as usize] = to as u32;
+        let mut pushed: Vec<(u32, RowKey)> = self.keys.into_inner().unwrap_or_else(|e| e.into_inner()).into_iter().zip(0..).map(|(k, i)| (i, k)).collect();
+        pushed.sort_by(|a, b| a.1.run.cmp(&b.1.run));
+        let mut place = vec![0u32; pushed.len()];
+        for (to, (from, _)) in pushed.iter().enumerate() {
+            place[*from as usize] = to as u32;
         }
-        let mut slots: Vec<Option<RowKey>> = keys.into_iter().map(Some).collect();
-        let keys: Vec<RowKey> = order.iter().filter_map(|&i| slots[i as usize].take()).collect();
+        let keys: Vec<RowKey> = pushed.into_iter().map(|(_, k)| k).collect();
         let mut controls: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         for (i, key) in keys.iter().enumerate().filter(|(_, k)| k.control) {
             controls.entry(parent(&key.run).to_string()).or_default().push(i);

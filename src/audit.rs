@@ -467,11 +467,12 @@ fn audit_one(archive: &dyn Archive, found: &Found, folder: &str, print: &str, ou
         crate::report::write_with(&ctx, &analysis, &report_dir, plot_files).map_err(|e| e.to_string())?;
         Ok(row_of(found, folder, print, &run, &analysis))
     }));
-    match attempt {
-        Ok(Ok(row)) => row,
-        Ok(Err(error)) => AuditRow { fingerprint: print.to_string(), ..AuditRow::unreadable(&found.relative, error) },
-        Err(_) => AuditRow { fingerprint: print.to_string(), ..AuditRow::unreadable(&found.relative, "the analysis failed unexpectedly (a bug in postmortem)".into()) },
-    }
+    let error = match attempt {
+        Ok(Ok(row)) => return row,
+        Ok(Err(error)) => error,
+        Err(_) => "the analysis failed unexpectedly (a bug in postmortem)".into(),
+    };
+    AuditRow { fingerprint: print.to_string(), ..AuditRow::unreadable(&found.relative, error) }
 }
 
 fn row_of(found: &Found, folder: &str, print: &str, run: &Run, analysis: &Analysis) -> AuditRow {

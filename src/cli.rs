@@ -304,6 +304,12 @@ enum CliError {
 struct Scratch(PathBuf);
 
 impl Scratch {
+    /// A scratch folder when any of `inputs` or `out` is a URL.
+    fn for_urls<'a>(inputs: impl IntoIterator<Item = &'a Path>, out: Option<&'a Path>) -> Result<Option<Scratch>, CliError> {
+        let mut paths = inputs.into_iter().chain(out);
+        if paths.any(store::is_url) { Scratch::new(out).map(Some) } else { Ok(None) }
+    }
+
     fn new(out: Option<&Path>) -> Result<Scratch, CliError> {
         let base = match out {
             Some(out) if !store::is_url(out) => out.to_path_buf(),
@@ -390,8 +396,7 @@ fn load_config(args: &AnalyzeArgs, run: &Path) -> Result<Config, CliError> {
 }
 
 fn analyze(args: &AnalyzeArgs) -> Result<u8, CliError> {
-    let remote = store::is_url(&args.run) || args.out.as_deref().is_some_and(store::is_url);
-    let scratch = if remote { Some(Scratch::new(args.out.as_deref())?) } else { None };
+    let scratch = Scratch::for_urls([args.run.as_path()], args.out.as_deref())?;
     // A run in object storage: its listing laid out locally, then the one
     // run found there fetched (not every run under a folder of several).
     let (mirror, _fetched) = match &scratch {
@@ -463,7 +468,7 @@ fn audit(args: &AuditArgs) -> Result<u8, CliError> {
         plot_files: if args.png { crate::report::PlotFiles::SvgAndPng } else { crate::report::PlotFiles::Svg },
         partition: args.partition,
     };
-    let scratch = if store::is_url(archive) || store::is_url(out) { Some(Scratch::new(Some(out))?) } else { None };
+    let scratch = Scratch::for_urls([archive.as_path()], Some(out))?;
     // An earlier audit under an --out URL: its state is read back for
     // --changed, and its reports stay where they are.
     let output = Output::new(out, scratch.as_ref(), |name| args.changed && name == crate::audit::STATE_FILE)?;
@@ -547,8 +552,7 @@ fn report_audit(result: &crate::audit::Audit, what: &str, index: &str) {
 }
 
 fn merge(parts: &[PathBuf], out: &Path, fail_on: FailOn) -> Result<u8, CliError> {
-    let remote = store::is_url(out) || parts.iter().any(|p| store::is_url(p));
-    let scratch = if remote { Some(Scratch::new(Some(out))?) } else { None };
+    let scratch = Scratch::for_urls(parts.iter().map(PathBuf::as_path), Some(out))?;
     let output = Output::new(out, scratch.as_ref(), |_| false)?;
     // Parts under URLs are fetched whole: they are reports, not runs.
     let mut mirrors = Vec::new();

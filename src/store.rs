@@ -67,6 +67,12 @@ pub struct Object {
     pub modified: SystemTime,
 }
 
+impl From<object_store::ObjectMeta> for Object {
+    fn from(meta: object_store::ObjectMeta) -> Object {
+        Object { size: meta.size, e_tag: meta.e_tag, modified: meta.last_modified.into() }
+    }
+}
+
 /// A bucket (or container, or server) and a prefix in it.
 pub struct Remote {
     store: Arc<dyn ObjectStore>,
@@ -90,36 +96,25 @@ impl Remote {
             max_retries: 5,
             retry_timeout: Duration::from_secs(60),
         };
-        let store: Arc<dyn ObjectStore> = match scheme {
-            ObjectStoreScheme::AmazonS3 => Arc::new(
-                object_store::aws::AmazonS3Builder::from_env().with_url(url).with_retry(retry).build().map_err(|e| err(e.to_string()))?,
-            ),
-            ObjectStoreScheme::GoogleCloudStorage => Arc::new(
-                object_store::gcp::GoogleCloudStorageBuilder::from_env()
-                    .with_url(url)
-                    .with_retry(retry)
-                    .build()
-                    .map_err(|e| err(e.to_string()))?,
-            ),
-            ObjectStoreScheme::MicrosoftAzure => Arc::new(
-                object_store::azure::MicrosoftAzureBuilder::from_env()
-                    .with_url(url)
-                    .with_retry(retry)
-                    .build()
-                    .map_err(|e| err(e.to_string()))?,
-            ),
-            ObjectStoreScheme::Http => Arc::new(
+        fn built<S: ObjectStore>(store: object_store::Result<S>) -> object_store::Result<Arc<dyn ObjectStore>> {
+            store.map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+        }
+        let store = match scheme {
+            ObjectStoreScheme::AmazonS3 => built(object_store::aws::AmazonS3Builder::from_env().with_url(url).with_retry(retry).build()),
+            ObjectStoreScheme::GoogleCloudStorage => built(object_store::gcp::GoogleCloudStorageBuilder::from_env().with_url(url).with_retry(retry).build()),
+            ObjectStoreScheme::MicrosoftAzure => built(object_store::azure::MicrosoftAzureBuilder::from_env().with_url(url).with_retry(retry).build()),
+            // Client settings (timeouts, ...) stay the crate's own, or the
+            // environment's for the clouds.
+            ObjectStoreScheme::Http => built(
                 object_store::http::HttpBuilder::new()
                     .with_url(&parsed[..url::Position::BeforePath])
                     .with_retry(retry)
-                    // Client settings (timeouts, ...) stay the crate's own, or
-                    // the environment's for the clouds.
                     .with_client_options(ClientOptions::new().with_allow_http(true))
-                    .build()
-                    .map_err(|e| err(e.to_string()))?,
+                    .build(),
             ),
             other => return Err(err(format!("{other:?} URLs are not read; use s3://, gs://, az:// or https://"))),
-        };
+        }
+        .map_err(|e| err(e.to_string()))?;
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(|e| err(e.to_string()))?;
         Ok(Remote { store, prefix, url: url.trim_end_matches('/').to_string(), single: false, runtime })
     }
@@ -154,14 +149,14 @@ impl Remote {
                 let meta = meta.map_err(self.request_error(""))?;
                 let relative = meta.location.prefix_match(&self.prefix).map(|parts| parts.map(|p| p.as_ref().to_string()).collect::<Vec<_>>().join("/"));
                 if let Some(relative) = relative.filter(|r| !r.is_empty()) {
-                    objects.insert(relative, Object { size: meta.size, e_tag: meta.e_tag, modified: meta.last_modified.into() });
+                    objects.insert(relative, meta.into());
                 }
             }
             if objects.is_empty() && self.prefix.parts().count() > 0 {
                 // Not a folder: perhaps one object, such as a checkpoint.
                 if let Ok(meta) = self.store.head(&self.prefix).await {
                     let name = self.prefix.filename().unwrap_or("object").to_string();
-                    objects.insert(name, Object { size: meta.size, e_tag: meta.e_tag, modified: meta.last_modified.into() });
+                    objects.insert(name, meta.into());
                     return Ok((objects, true));
                 }
             }
@@ -188,11 +183,12 @@ impl Remote {
     }
 
     /// Streams a whole object into `file`, checking that all of it came.
-    async fn fetch_whole(&self, relative: &str, location: &StorePath, size: u64, file: &Path) -> Result<(), StoreError> {
+    async fn fetch_whole(&self, relative: &str, size: u64, file: &Path) -> Result<(), StoreError> {
+        let location = self.location(relative);
         self.retried(|| async {
             let io = |source| StoreError::Io { path: file.to_path_buf(), source };
             let out = File::create(file).map_err(io)?;
-            let mut stream = self.store.get(location).await.map_err(self.request_error(relative))?.into_stream();
+            let mut stream = self.store.get(&location).await.map_err(self.request_error(relative))?.into_stream();
             let mut written = 0u64;
             while let Some(chunk) = stream.try_next().await.map_err(self.request_error(relative))? {
                 out.write_all_at(&chunk, written).map_err(io)?;
@@ -206,14 +202,15 @@ impl Remote {
         .await
     }
 
-    /// Fetches a byte range of an object into the same place of `file`.
-    async fn fetch_range(&self, relative: &str, location: &StorePath, range: Range<u64>, file: &File, path: &Path) -> Result<(), StoreError> {
+    /// A byte range of an object, all of it.
+    async fn fetch_range(&self, relative: &str, range: Range<u64>) -> Result<bytes::Bytes, StoreError> {
+        let location = self.location(relative);
         self.retried(|| async {
-            let bytes = self.store.get_range(location, range.clone()).await.map_err(self.request_error(relative))?;
+            let bytes = self.store.get_range(&location, range.clone()).await.map_err(self.request_error(relative))?;
             if bytes.len() as u64 != range.end - range.start {
                 return Err(StoreError::Short { url: self.url_of(relative), message: format!("bytes {range:?}: {} came (cut short)", bytes.len()) });
             }
-            file.write_all_at(&bytes, range.start).map_err(|source| StoreError::Io { path: path.to_path_buf(), source })
+            Ok(bytes)
         })
         .await
     }
@@ -222,35 +219,35 @@ impl Remote {
     /// sparse placeholder: the header, then the tensors rules read, a few
     /// pieces at a time. A header that does not parse fetches the whole
     /// file, so that loading it names the problem.
-    async fn fetch_checkpoint(&self, relative: &str, location: &StorePath, size: u64, path: &Path) -> Result<u64, StoreError> {
+    async fn fetch_checkpoint(&self, relative: &str, size: u64, path: &Path) -> Result<(), StoreError> {
         let io = |source| StoreError::Io { path: path.to_path_buf(), source };
         let file = std::fs::OpenOptions::new().write(true).open(path).map_err(io)?;
-        let head_range = 0..HEAD_BYTES.min(size);
-        let head = self.retried(|| async { self.store.get_range(location, head_range.clone()).await.map_err(self.request_error(relative)) }).await?;
+        let head = self.fetch_range(relative, 0..HEAD_BYTES.min(size)).await?;
         let header_len = head.get(..8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()));
         let header = match header_len {
             Some(n) if n <= checkpoint::MAX_HEADER_BYTES && 8 + n <= size => {
                 if 8 + n <= head.len() as u64 {
                     head.slice(..(8 + n) as usize)
                 } else {
-                    self.retried(|| async { self.store.get_range(location, 0..8 + n).await.map_err(self.request_error(relative)) }).await?
+                    self.fetch_range(relative, 0..8 + n).await?
                 }
             }
-            _ => head.clone(),
+            _ => head,
         };
         let Some(ranges) = checkpoint::ranges_read(header.get(8..).unwrap_or_default()).filter(|_| header.len() >= 8) else {
             drop(file);
-            self.fetch_whole(relative, location, size, path).await?;
-            return Ok(size);
+            return self.fetch_whole(relative, size, path).await;
         };
         file.write_all_at(&header, 0).map_err(io)?;
-        let pieces = pieces(&ranges, size);
-        let fetched = pieces.iter().map(|r| r.end - r.start).sum::<u64>() + header.len() as u64;
-        futures::stream::iter(pieces.into_iter().map(|piece| self.fetch_range(relative, location, piece, &file, path)))
-            .buffer_unordered(PIECES_AT_ONCE)
-            .try_collect::<Vec<()>>()
-            .await?;
-        Ok(fetched)
+        let (file, io) = (&file, &io);
+        futures::stream::iter(pieces(&ranges, size).into_iter().map(|piece| async move {
+            let bytes = self.fetch_range(relative, piece.clone()).await?;
+            file.write_all_at(&bytes, piece.start).map_err(io)
+        }))
+        .buffer_unordered(PIECES_AT_ONCE)
+        .try_collect::<Vec<()>>()
+        .await?;
+        Ok(())
     }
 
     /// Uploads a file to `relative` under the prefix.
@@ -326,9 +323,7 @@ impl Mirror {
         let this = &mirror;
         let fetched = this.remote.runtime.block_on(async move {
             futures::stream::iter(wanted.iter().map(|relative| async move {
-                let object = &this.objects[relative];
-                let location = this.remote.location(relative);
-                this.remote.fetch_whole(relative, &location, object.size, &this.root.join(relative)).await.map(|()| relative.clone())
+                this.remote.fetch_whole(relative, this.objects[relative].size, &this.root.join(relative)).await.map(|()| relative.clone())
             }))
             .buffer_unordered(PIECES_AT_ONCE)
             .collect::<Vec<_>>()
@@ -387,22 +382,20 @@ impl Mirror {
     pub fn fetch(&self, path: &Path) -> Result<Fetched, StoreError> {
         let objects: Vec<(&String, &Object)> = self.objects_under(path).into_iter().filter(|(k, _)| !self.kept.contains(*k)).collect();
         // Made first, so that what came before a failure is released too.
-        let mut guard = Fetched { files: objects.iter().map(|(k, o)| (self.root.join(k), o.size)).collect(), bytes: 0 };
-        let bytes = self.remote.runtime.block_on(async {
+        let guard = Fetched { files: objects.iter().map(|(k, o)| (self.root.join(k), o.size)).collect() };
+        self.remote.runtime.block_on(async {
             futures::stream::iter(objects.iter().map(|(relative, object)| async move {
-                let location = self.remote.location(relative);
                 let path = self.root.join(relative);
                 if relative.ends_with(".safetensors") && object.size >= 8 {
-                    self.remote.fetch_checkpoint(relative, &location, object.size, &path).await
+                    self.remote.fetch_checkpoint(relative, object.size, &path).await
                 } else {
-                    self.remote.fetch_whole(relative, &location, object.size, &path).await.map(|()| object.size)
+                    self.remote.fetch_whole(relative, object.size, &path).await
                 }
             }))
             .buffer_unordered(PIECES_AT_ONCE)
-            .try_fold(0u64, |sum, n| async move { Ok(sum + n) })
+            .try_collect::<Vec<()>>()
             .await
         })?;
-        guard.bytes = bytes;
         Ok(guard)
     }
 
@@ -454,9 +447,6 @@ impl Drop for Mirror {
 /// A run's objects, fetched into the mirror until this is dropped.
 pub struct Fetched {
     files: Vec<(PathBuf, u64)>,
-    /// Bytes fetched: less than the objects' sizes where checkpoints hold
-    /// tensors no rule reads.
-    pub bytes: u64,
 }
 
 impl Drop for Fetched {
