@@ -10,8 +10,8 @@ use postmortem_recorder::format::{ACTIVATION_PREFIX, GRAD_PREFIX, INPUT_TENSOR, 
 use postmortem_recorder::stats::activation_stats;
 use postmortem_recorder::{Activation, TaskKind, TensorKind, TensorStats};
 use rayon::prelude::*;
-use std::collections::BTreeMap;
-use std::sync::{Mutex, OnceLock};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Per tensor name, the statistics at each recorded step, in step order.
 pub type StatsSeries = BTreeMap<String, Vec<(u64, TensorStats)>>;
@@ -68,16 +68,26 @@ struct Derived {
     duplicate_rows: BTreeMap<String, f64>,
 }
 
+/// A metric's points as the rules share them.
+pub type SharedPoints = Arc<Vec<(u64, f64)>>;
+
+/// A series built once, by whichever rule asks first.
+type BuiltOnce = Arc<OnceLock<SharedPoints>>;
+
 pub struct Context<'a> {
     pub run: &'a Run,
     derived: OnceLock<Derived>,
     layers: OnceLock<Vec<WeightLayer>>,
     warnings: Mutex<Vec<Warning>>,
+    /// Metric series built so far, by name and whether only finite points
+    /// were kept: many rules read the loss, and building the series of a
+    /// million steps costs 16 MB and a pass over the column each time.
+    series: Mutex<HashMap<(String, bool), BuiltOnce>>,
 }
 
 impl<'a> Context<'a> {
     pub fn new(run: &'a Run) -> Self {
-        Context { run, derived: OnceLock::new(), layers: OnceLock::new(), warnings: Mutex::new(Vec::new()) }
+        Context { run, derived: OnceLock::new(), layers: OnceLock::new(), warnings: Mutex::new(Vec::new()), series: Mutex::default() }
     }
 
     /// Computes the derived data that rules share (tensor statistics, weight
@@ -93,8 +103,30 @@ impl<'a> Context<'a> {
     }
 
     /// A scalar metric, NaN and infinities included; empty when not recorded.
-    pub fn metric(&self, name: &str) -> Vec<(u64, f64)> {
-        self.run.metrics.series(name).unwrap_or_default()
+    pub fn metric(&self, name: &str) -> SharedPoints {
+        self.shared_series(name, false, || Arc::new(self.run.metrics.series(name).unwrap_or_default()))
+    }
+
+    /// The finite points of a scalar metric (the same series as
+    /// [`Context::metric`] when every point is finite).
+    pub fn finite_metric(&self, name: &str) -> SharedPoints {
+        self.shared_series(name, true, || {
+            let all = self.metric(name);
+            match all.iter().all(|p| p.1.is_finite()) {
+                true => all,
+                false => Arc::new(series::finite(&all)),
+            }
+        })
+    }
+
+    /// The series of `name` built once: a rule asking while another builds
+    /// it waits for that one instead of building it again.
+    fn shared_series(&self, name: &str, finite: bool, build: impl FnOnce() -> SharedPoints) -> SharedPoints {
+        let cell = {
+            let mut built = self.series.lock().unwrap_or_else(|e| e.into_inner());
+            built.entry((name.to_string(), finite)).or_default().clone()
+        };
+        cell.get_or_init(build).clone()
     }
 
     /// A lone safetensors file with no step and no metrics: its weights are
@@ -132,9 +164,9 @@ impl<'a> Context<'a> {
 
     /// How the loss moved; `None` with fewer than 5 finite points.
     pub fn progress(&self) -> Option<Progress> {
-        let (metric, points) = match series::finite(&self.metric("data_loss")) {
+        let (metric, points) = match self.finite_metric("data_loss") {
             p if p.len() >= 5 => ("data_loss", p),
-            _ => ("loss", series::finite(&self.metric("loss"))),
+            _ => ("loss", self.finite_metric("loss")),
         };
         if points.len() < 5 {
             return None;

@@ -587,8 +587,21 @@ fn scan_flat(bytes: &[u8]) -> Option<Vec<(Cow<'_, str>, Field<'_>)>> {
 /// its UTF-8 not checked: a caller that recognizes the bytes of a key it has
 /// seen need not check them again). `None`, from the scanner or from `each`,
 /// means the line needs [`parse_fields`]; fields already given are void.
-pub fn scan_fields<'a>(bytes: &'a [u8], each: impl FnMut(&'a [u8], Field<'a>) -> Option<()>) -> Option<()> {
-    (Scanner { bytes, at: 0 }).object(each)
+pub fn scan_fields<'a>(bytes: &'a [u8], mut each: impl FnMut(&'a [u8], Field<'a>) -> Option<()>) -> Option<()> {
+    (Scanner { bytes, at: 0 }).object(|_| None, |key, _, value| each(key, value))
+}
+
+/// [`scan_fields`] for lines that usually repeat the keys of the line
+/// before: `expected(i)` is the key expected as the line's `i`-th, a key this
+/// scanner gave for an earlier line. Where the line has exactly those bytes
+/// there, they are compared at once instead of searched for the string's
+/// end, and `each(key, true, value)` says so.
+pub fn scan_fields_expecting<'a, 'k>(
+    bytes: &'a [u8],
+    expected: impl Fn(usize) -> Option<&'k [u8]>,
+    each: impl FnMut(&'a [u8], bool, Field<'a>) -> Option<()>,
+) -> Option<()> {
+    (Scanner { bytes, at: 0 }).object(expected, each)
 }
 
 /// Checks the scanner of [`parse_fields`] against the JSON tree on one line:
@@ -623,6 +636,43 @@ pub fn scanner_disagreement(bytes: &[u8]) -> Option<String> {
     None
 }
 
+/// Checks [`scan_fields_expecting`] on `line`, the keys of `previous` (as
+/// the scanner read them) expected: it must read what [`scan_fields`] reads.
+/// Returns what differs (for tests and the fuzz target).
+pub fn expecting_disagreement(previous: &[u8], line: &[u8]) -> Option<String> {
+    let mut keys: Vec<&[u8]> = Vec::new();
+    scan_fields(previous, |key, _| {
+        keys.push(key);
+        Some(())
+    });
+    let plain = scan_flat(line);
+    let mut expecting = Vec::new();
+    let scanned = scan_fields_expecting(
+        line,
+        |position| keys.get(position).copied(),
+        |key, as_expected, value| {
+            if as_expected && keys.get(expecting.len()) != Some(&key) {
+                return None;
+            }
+            expecting.push((Cow::Borrowed(std::str::from_utf8(key).ok()?), value));
+            Some(())
+        },
+    );
+    // NaN is a value like any other here.
+    let same = |a: &(Cow<'_, str>, Field<'_>), b: &(Cow<'_, str>, Field<'_>)| {
+        a.0 == b.0
+            && match (&a.1, &b.1) {
+                (Field::Number(x), Field::Number(y)) => x.to_bits() == y.to_bits(),
+                (x, y) => x == y,
+            }
+    };
+    match (plain, scanned) {
+        (None, None) => None,
+        (Some(plain), Some(())) if plain.len() == expecting.len() && plain.iter().zip(&expecting).all(|(a, b)| same(a, b)) => None,
+        (plain, _) => Some(format!("without expected keys {plain:?}, with them {expecting:?}")),
+    }
+}
+
 /// A scanner for the common shape of a metrics line. Every method returns
 /// `None` on anything it does not handle, valid JSON or not; the caller then
 /// takes the general path, which also writes the error messages.
@@ -632,16 +682,23 @@ struct Scanner<'a> {
 }
 
 impl<'a> Scanner<'a> {
-    fn object(mut self, mut each: impl FnMut(&'a [u8], Field<'a>) -> Option<()>) -> Option<()> {
+    fn object<'k>(
+        mut self,
+        expected: impl Fn(usize) -> Option<&'k [u8]>,
+        mut each: impl FnMut(&'a [u8], bool, Field<'a>) -> Option<()>,
+    ) -> Option<()> {
         self.expect(b'{')?;
         if self.peek()? == b'}' {
             self.at += 1;
         } else {
-            loop {
-                let key = self.raw_string()?;
+            for position in 0.. {
+                let (key, as_expected) = match expected(position).and_then(|key| self.string_equal_to(key)) {
+                    Some(key) => (key, true),
+                    None => (self.raw_string()?, false),
+                };
                 self.expect(b':')?;
                 let value = self.value()?;
-                each(key, value)?;
+                each(key, as_expected, value)?;
                 match self.next()? {
                     b',' => continue,
                     b'}' => break,
@@ -669,6 +726,20 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    /// The string next if its bytes are `key`'s, a string without escapes
+    /// or control characters (as [`Scanner::raw_string`] gives), else
+    /// nothing taken.
+    fn string_equal_to(&mut self, key: &[u8]) -> Option<&'a [u8]> {
+        self.skip_whitespace();
+        let start = self.at + 1;
+        let end = start + key.len();
+        let found = self.bytes.get(self.at..=end)?;
+        (found[0] == b'"' && same_bytes(&found[1..found.len() - 1], key) && found[found.len() - 1] == b'"').then(|| {
+            self.at = end + 1;
+            &self.bytes[start..end]
+        })
+    }
+
     /// The bytes of a string without escapes or control characters.
     fn raw_string(&mut self) -> Option<&'a [u8]> {
         self.expect(b'"')?;
@@ -684,33 +755,69 @@ impl<'a> Scanner<'a> {
 
     /// A JSON number, read as serde_json reads it: non-negative integers as
     /// exact `u64`, others as the nearest `f64` (`-0` too); out of range is
-    /// left to it.
+    /// left to it. One pass checks the grammar JSON allows and gathers the
+    /// digits; a value of at most 19 digits whose mantissa and power of ten
+    /// are exact as floats is one correctly rounded multiplication or
+    /// division (Clinger's fast path, as the float parser's own), and only
+    /// the rest goes to the float parser.
     fn number(&mut self) -> Option<Field<'a>> {
         let rest = &self.bytes[self.at..];
         let negative = *rest.first()? == b'-';
         let int_start = negative as usize;
-        // The float parser reads the longest number it can (correctly rounded,
-        // as serde_json does); what JSON forbids beyond that is checked here:
-        // a start that is not a digit, leading zeros, "1." and ".5".
-        let (value, len): (f64, usize) = fast_float2::parse_partial(rest).ok()?;
-        let text = &rest[..len];
-        let first = *text.get(int_start)?;
-        if !first.is_ascii_digit() || (first == b'0' && text.get(int_start + 1).is_some_and(u8::is_ascii_digit)) {
+        let mut mantissa = 0u64;
+        let mut end = digits(rest, int_start, &mut mantissa);
+        let int_len = end - int_start;
+        // No digit, or a leading zero ("01").
+        if int_len == 0 || (int_len > 1 && rest[int_start] == b'0') {
             return None;
         }
-        let dot = text.iter().position(|&b| b == b'.');
-        if let Some(dot) = dot {
-            if !text.get(dot + 1).is_some_and(u8::is_ascii_digit) {
+        let mut frac_len = 0;
+        if rest.get(end) == Some(&b'.') {
+            let frac_start = end + 1;
+            end = digits(rest, frac_start, &mut mantissa);
+            frac_len = end - frac_start;
+            if frac_len == 0 {
                 return None;
             }
         }
-        self.at += len;
-        if dot.is_none() && !negative && text.iter().all(u8::is_ascii_digit) {
-            let exact = text.iter().try_fold(0u64, |n, &d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')));
+        let mut exponent = 0i64;
+        let has_exponent = matches!(rest.get(end), Some(b'e' | b'E'));
+        if has_exponent {
+            end += 1;
+            let exponent_negative = rest.get(end) == Some(&b'-');
+            end += matches!(rest.get(end), Some(b'-' | b'+')) as usize;
+            let exponent_start = end;
+            while let Some(&d @ b'0'..=b'9') = rest.get(end) {
+                // Beyond any float's range either way; only the sign matters.
+                exponent = (exponent * 10 + i64::from(d - b'0')).min(1 << 20);
+                end += 1;
+            }
+            if end == exponent_start {
+                return None;
+            }
+            if exponent_negative {
+                exponent = -exponent;
+            }
+        }
+        self.at += end;
+        let text = &rest[..end];
+        let exact_mantissa = int_len + frac_len <= 19;
+        if frac_len == 0 && !has_exponent && !negative {
+            let exact = if exact_mantissa {
+                Some(mantissa)
+            } else {
+                text.iter().try_fold(0u64, |n, &d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+            };
             if let Some(v) = exact {
                 return Some(Field::Unsigned(v));
             }
         }
+        let power = exponent - frac_len as i64;
+        if exact_mantissa && mantissa <= 1 << 53 && power.abs() <= 22 {
+            let magnitude = if power < 0 { mantissa as f64 / POWERS_OF_TEN[(-power) as usize] } else { mantissa as f64 * POWERS_OF_TEN[power as usize] };
+            return Some(Field::Number(if negative { -magnitude } else { magnitude }));
+        }
+        let value: f64 = fast_float2::parse(text).ok()?;
         value.is_finite().then_some(Field::Number(value))
     }
 
@@ -762,6 +869,62 @@ impl<'a> Scanner<'a> {
     fn expect(&mut self, byte: u8) -> Option<()> {
         (self.next()? == byte).then_some(())
     }
+}
+
+/// Whether two slices hold the same bytes. Keys of metrics are short: up to
+/// 16 bytes are compared as two overlapping words, without a call.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    let word = |s: &[u8], at: usize| s.get(at..at + 8).and_then(|w| w.try_into().ok()).map(u64::from_le_bytes);
+    let half = |s: &[u8], at: usize| s.get(at..at + 4).and_then(|w| w.try_into().ok()).map(u32::from_le_bytes);
+    n == b.len()
+        && match n {
+            0..=3 => a == b,
+            4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+            8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+            _ => a == b,
+        }
+}
+
+/// The powers of ten that are exact as `f64`.
+const POWERS_OF_TEN: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// Reads the ASCII digits of `bytes` from `start` into `mantissa` (wrapping
+/// past 19 digits: the caller counts them) and returns where they end. Eight
+/// digits at a time where eight bytes are left.
+fn digits(bytes: &[u8], start: usize, mantissa: &mut u64) -> usize {
+    let mut at = start;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        match eight_digits(word) {
+            Some(value) => {
+                *mantissa = mantissa.wrapping_mul(100_000_000).wrapping_add(value);
+                at += 8;
+            }
+            None => break,
+        }
+    }
+    while let Some(&d @ b'0'..=b'9') = bytes.get(at) {
+        *mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
+        at += 1;
+    }
+    at
+}
+
+/// The value of eight ASCII digits read as a little-endian word, or `None`
+/// if any byte is not a digit (the usual SWAR check and reduction: pairs,
+/// then quads, then the eight).
+fn eight_digits(word: u64) -> Option<u64> {
+    let low = word.wrapping_sub(0x3030_3030_3030_3030);
+    let high = word.wrapping_add(0x4646_4646_4646_4646);
+    if (low | high) & 0x8080_8080_8080_8080 != 0 {
+        return None;
+    }
+    let pairs = low.wrapping_mul(10).wrapping_add(low >> 8) & 0x00ff_00ff_00ff_00ff;
+    let quads = pairs.wrapping_mul(100).wrapping_add(pairs >> 16) & 0x0000_ffff_0000_ffff;
+    Some(quads.wrapping_mul(10_000).wrapping_add(quads >> 32) & 0xffff_ffff)
 }
 
 /// Parses one line into a JSON object, allowing bare non-finite tokens.
@@ -892,6 +1055,20 @@ mod tests {
     }
 
     #[test]
+    fn same_bytes_is_slice_equality() {
+        for n in 0usize..40 {
+            let a: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
+            assert!(same_bytes(&a, &a.clone()));
+            assert!(!same_bytes(&a, &a[..n.saturating_sub(1)]) || n == 0);
+            for at in 0..n {
+                let mut b = a.clone();
+                b[at] ^= 1;
+                assert!(!same_bytes(&a, &b), "length {n}, differing at {at}");
+            }
+        }
+    }
+
+    #[test]
     fn scanner_agrees_with_the_json_tree() {
         let mut lines: Vec<String> = [
             r#"{"step":3,"loss":0.5,"n":7,"neg":-2,"s":"1.5","x":null,"c":[1,2],"b":true,"o":{"a":[1]}}"#,
@@ -903,6 +1080,7 @@ mod tests {
             r#"{"big":18446744073709551615,"bigger":18446744073709551616,"neg":-9223372036854775809,"z":-0,"f":-0.0}"#,
             r#"{"e":1e5,"E":1E-5,"p":1e+5,"huge":1e400,"tiny":1e-400,"long":0.1000000000000000055511151231257827}"#,
             r#"{"lead":01,"dot":1.,"frac":.5,"plus":+1,"exp":1e,"hex":0x10}"#,
+            r#"{"a":0.49999999999999999,"b":0.50000000000000001,"c":0.49999999999999997,"d":0.99999999999999999,"e":1.9999999999999999,"f":0.1000000000000000055}"#,
             r#"{"step":1,"loss":nan,"x":inf,"y":-NaN,"z":Infinit}"#,
             r#"{"step":1,"c":[1,-2],"d":[1.5],"e":[1,]}"#,
             r#"{"step":1,}"#,
@@ -925,9 +1103,30 @@ mod tests {
             let v = f64::from_bits(state) ;
             let small = ((state >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 10f64.powi((state % 40) as i32 - 20);
             lines.push(format!("{{\"step\":{},\"a\":{v:?},\"b\":{small},\"c\":{small:e},\"d\":{}}}", state >> 20, state as i64));
+            // Short and long decimals around the exact fast path's limits (19
+            // digits, mantissa 2^53, powers of ten up to 22), runs of eight
+            // digits cut anywhere, leading zeros after the point.
+            let digits = (state % 24) as u32;
+            let mantissa = (state >> 8) % 10u64.pow(digits.min(19));
+            let power = (state >> 40) % 60;
+            let sign = if state & 1 == 0 { "-" } else { "" };
+            let places = (state >> 50) as usize % 26;
+            lines.push(format!(
+                "{{\"m\":{sign}{mantissa}e{}, \"p\":{sign}0.{}{mantissa},\"q\":{sign}{mantissa}.{mantissa}E+{},\"r\":{small:.places$}}}",
+                power as i64 - 30,
+                "0".repeat(places),
+                power / 3
+            ));
         }
         for line in &lines {
             assert_eq!(scanner_disagreement(line.as_bytes()), None, "{line}");
+        }
+        // Every line read with the keys of every other expected.
+        let shapes = &lines[..30];
+        for previous in shapes {
+            for line in shapes.iter().chain(&lines[30..60]) {
+                assert_eq!(expecting_disagreement(previous.as_bytes(), line.as_bytes()), None, "{previous} then {line}");
+            }
         }
         // The common lines are taken by the scanner, not the slow path.
         assert!(scan_flat(lines[2].as_bytes()).is_some());

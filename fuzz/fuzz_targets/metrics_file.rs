@@ -1,5 +1,6 @@
 //! Any bytes as metrics.jsonl: loaded or refused with an error, never a panic;
-//! and the fast line scanner reads every line it takes as the JSON tree does.
+//! and the fast line scanner reads every line it takes as the JSON tree does,
+//! with the keys of the line before expected or not.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
@@ -10,9 +11,14 @@ fuzz_target!(|data: &[u8]| {
         let _ = postmortem::run::metrics::load(&path, &mut warnings);
     }
     let _ = postmortem::jsonl::parse_fields(data);
+    let mut previous: &[u8] = b"";
     for line in data.split(|&b| b == b'\n') {
         if let Some(difference) = postmortem::jsonl::scanner_disagreement(line) {
             panic!("{difference}");
         }
+        if let Some(difference) = postmortem::jsonl::expecting_disagreement(previous, line) {
+            panic!("{difference}");
+        }
+        previous = line;
     }
 });

@@ -1,5 +1,5 @@
 use super::{declare_rule, Evidence, Finding, Options, Outcome, Rule, RuleMeta, Severity};
-use crate::context::Context;
+use crate::context::{Context, SharedPoints};
 use crate::series::{median, rolling_median};
 use crate::summary::format_number;
 use postmortem_recorder::TensorKind;
@@ -61,7 +61,7 @@ declare_rule! {
 }
 
 /// The global gradient norm per step: the metric, or the norm over layers.
-pub fn global_grad_norm(ctx: &Context) -> Vec<(u64, f64)> {
+pub fn global_grad_norm(ctx: &Context) -> SharedPoints {
     let metric = ctx.metric("grad_norm");
     if !metric.is_empty() {
         return metric;
@@ -72,7 +72,7 @@ pub fn global_grad_norm(ctx: &Context) -> Vec<(u64, f64)> {
             *per_step.entry(*step).or_insert(0.0) += s.l2 * s.l2;
         }
     }
-    per_step.into_iter().map(|(s, v)| (s, v.sqrt())).collect()
+    std::sync::Arc::new(per_step.into_iter().map(|(s, v)| (s, v.sqrt())).collect())
 }
 
 /// Whether the loss suffers from a gradient spike at `step`: within the next
@@ -116,7 +116,7 @@ impl Rule for ExplodingGradients {
                 );
             }
         }
-        let finite: Vec<(u64, f64)> = norms.iter().copied().take_while(|(_, v)| v.is_finite()).collect();
+        let finite = &norms[..norms.iter().position(|(_, v)| !v.is_finite()).unwrap_or(norms.len())];
         let loss = ctx.metric("loss");
         let head_max = finite.iter().take(3).map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
         let spike_limit = options.get("spike");

@@ -1,7 +1,7 @@
 use super::common::percent;
 use super::{declare_rule, Evidence, Finding, Options, Outcome, Rule, RuleMeta, Severity};
 use crate::context::Context;
-use crate::series::{self, median};
+use crate::series::median;
 use crate::summary::format_number;
 
 declare_rule! {
@@ -58,7 +58,7 @@ impl Rule for HockeyStickLoss {
     }
 
     fn check(&self, ctx: &Context, options: &Options) -> Outcome {
-        let points = series::finite(&ctx.metric("loss"));
+        let points = ctx.finite_metric("loss");
         if points.len() < 20 {
             return Outcome::Skipped("needs at least 20 finite loss values in metrics.jsonl".into());
         }

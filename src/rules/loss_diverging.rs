@@ -1,7 +1,7 @@
 use super::common::next_learning_rates;
 use super::{declare_rule, Evidence, Finding, Options, Outcome, Rule, RuleMeta, Severity};
 use crate::context::Context;
-use crate::series::{self, rolling_median, smoothing_window};
+use crate::series::{rolling_median, smoothing_window};
 use crate::summary::format_number;
 
 declare_rule! {
@@ -73,7 +73,7 @@ impl Rule for LossDiverging {
             return Outcome::Skipped("needs at least 3 loss values in metrics.jsonl".into());
         }
         let mut findings = Vec::new();
-        let finite = series::finite(&loss);
+        let finite = ctx.finite_metric("loss");
         let first_bad = loss.iter().find(|(_, v)| !v.is_finite()).copied();
         let diverged = divergence_point(&finite, options.get("factor"), options.get("min_rise"));
         let advice = format!(

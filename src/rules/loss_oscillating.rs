@@ -1,7 +1,7 @@
 use super::common::{next_learning_rates, percent};
 use super::{declare_rule, Evidence, Finding, Options, Outcome, Rule, RuleMeta, Severity};
 use crate::context::Context;
-use crate::series::{self, median, windows};
+use crate::series::{median, windows};
 use crate::summary::format_number;
 
 declare_rule! {
@@ -68,7 +68,7 @@ impl Rule for LossOscillating {
     }
 
     fn check(&self, ctx: &Context, options: &Options) -> Outcome {
-        let points = series::finite(&ctx.metric("loss"));
+        let points = ctx.finite_metric("loss");
         if points.len() < 30 {
             return Outcome::Skipped("needs at least 30 finite loss values in metrics.jsonl".into());
         }

@@ -113,8 +113,8 @@ impl Rule for LossSpikes {
     }
 
     fn check(&self, ctx: &Context, options: &Options) -> Outcome {
-        let points = series::finite(&ctx.metric("loss"));
-        let val = series::finite(&ctx.metric("val_loss"));
+        let points = ctx.finite_metric("loss");
+        let val = ctx.finite_metric("val_loss");
         if points.len() < 20 && val.len() < 3 {
             return Outcome::Skipped("needs at least 20 finite loss values, or 3 `val_loss` values, in metrics.jsonl".into());
         }

@@ -1,7 +1,7 @@
 use super::common::percent;
 use super::{declare_rule, Evidence, Finding, Options, Outcome, Rule, RuleMeta, Severity};
 use crate::context::Context;
-use crate::series::{self, median};
+use crate::series::median;
 use crate::summary::format_number;
 
 declare_rule! {
@@ -54,11 +54,11 @@ impl Rule for Overfitting {
     }
 
     fn check(&self, ctx: &Context, options: &Options) -> Outcome {
-        let val = series::finite(&ctx.metric("val_loss"));
+        let val = ctx.finite_metric("val_loss");
         if val.len() < 5 {
             return Outcome::Skipped("needs at least 5 `val_loss` values in metrics.jsonl".into());
         }
-        let train = series::finite(&ctx.metric("loss"));
+        let train = ctx.finite_metric("loss");
         // Medians of three neighbours, so that one lucky or unlucky evaluation
         // decides neither the minimum nor the end.
         let smooth: Vec<f64> = (0..val.len())

@@ -87,7 +87,7 @@ pub fn update_ratios(ctx: &Context) -> Vec<(String, Vec<(u64, f64)>)> {
 /// The first step at which the loss has made 90% of its overall drop (the
 /// last step when it never does, or when there is no loss).
 fn learning_phase_end(ctx: &Context) -> u64 {
-    let loss = crate::series::finite(&ctx.metric("loss"));
+    let loss = ctx.finite_metric("loss");
     let Some(p) = ctx.progress() else { return u64::MAX };
     if p.initial <= p.last {
         return u64::MAX;

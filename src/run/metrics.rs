@@ -279,13 +279,17 @@ struct ResolvedLine {
 }
 
 /// Resolves lines against the metric names known when their block began.
-/// Lines usually repeat their keys in the same order, so each key is first
-/// compared with the key at its position on the previous line: a flat line
-/// of known metrics costs a byte comparison per key and a float parse per
-/// value, and allocates nothing.
+/// Lines usually repeat their keys in the same order, so the scanner first
+/// compares each key with the one at its position on the previous line: a
+/// flat line of known metrics costs a byte comparison per key and a number
+/// parse per value, and allocates nothing.
 struct Resolver<'n> {
     names: &'n BTreeMap<String, usize>,
-    recent: Vec<(String, usize)>,
+    /// The raw key and column of each position of the last line that had a
+    /// known metric there.
+    recent: Vec<Option<(Box<[u8]>, usize)>>,
+    /// Changes to `recent` found on the line being scanned, which reads it.
+    changed: Vec<(usize, Box<[u8]>, usize)>,
     keys: KeyNames,
 }
 
@@ -331,34 +335,61 @@ impl Resolver<'_> {
             let (known_start, other_start) = (chunk.known.len(), chunk.other.len());
             let mut step = StepField::default();
             let mut position = 0;
-            let scanned = jsonl::scan_fields(line.bytes, |key, value| {
-                self.field(&mut chunk, &mut step, position, key, value)?;
-                position += 1;
-                Some(())
-            });
+            let recent = std::mem::take(&mut self.recent);
+            let scanned = jsonl::scan_fields_expecting(
+                line.bytes,
+                |position| recent.get(position)?.as_ref().map(|(key, _)| &**key),
+                |key, as_expected, value| {
+                    let known = as_expected.then(|| recent[position].as_ref().map(|(_, index)| *index)).flatten();
+                    self.field(&mut chunk, &mut step, position, key, known, value)?;
+                    position += 1;
+                    Some(())
+                },
+            );
+            self.recent = recent;
             let step = match scanned {
                 Some(()) => Ok(step.step),
                 None => {
-                    // The general path, from a clean start.
+                    // The general path, from a clean start. Its keys are
+                    // unescaped, not the line's bytes: none is expected later.
                     chunk.known.truncate(known_start);
                     chunk.other.truncate(other_start);
+                    self.changed.clear();
                     let mut step = StepField::default();
-                    jsonl::parse_fields(line.bytes).map(|fields| {
+                    let parsed = jsonl::parse_fields(line.bytes).map(|fields| {
                         for (position, (key, value)) in fields.into_iter().enumerate() {
-                            self.field(&mut chunk, &mut step, position, key.as_bytes(), value);
+                            self.field(&mut chunk, &mut step, position, key.as_bytes(), None, value);
                         }
                         step.step
-                    })
+                    });
+                    self.changed.clear();
+                    parsed
                 }
             };
+            for (position, key, index) in self.changed.drain(..) {
+                if self.recent.len() <= position {
+                    self.recent.resize(position + 1, None);
+                }
+                self.recent[position] = Some((key, index));
+            }
             chunk.end_line(line, step);
         }
         chunk
     }
 
-    /// Takes one field; `None` for a key that is not UTF-8.
-    fn field(&mut self, chunk: &mut ResolvedChunk, step: &mut StepField, position: usize, key: &[u8], value: Field<'_>) -> Option<()> {
-        let key = self.keys.format_key(key);
+    /// Takes one field; `known` is its column where the key is the one the
+    /// position had on an earlier line. `None` for a key that is not UTF-8.
+    fn field(&mut self, chunk: &mut ResolvedChunk, step: &mut StepField, position: usize, raw_key: &[u8], known: Option<usize>, value: Field<'_>) -> Option<()> {
+        let plain = match value {
+            Field::Number(v) => Some(v),
+            Field::Unsigned(v) => Some(v as f64),
+            _ => None,
+        };
+        if let (Some(v), Some(index)) = (plain, known) {
+            chunk.known.push((index, v));
+            return Some(());
+        }
+        let key = self.keys.format_key(raw_key);
         let key: &[u8] = &key;
         if key == STEP.as_bytes() {
             if !step.seen {
@@ -367,24 +398,10 @@ impl Resolver<'_> {
             }
             return Some(());
         }
-        let plain = match value {
-            Field::Number(v) => Some(v),
-            Field::Unsigned(v) => Some(v as f64),
-            _ => None,
-        };
-        if let (Some(v), Some((name, index))) = (plain, self.recent.get(position)) {
-            if name.as_bytes() == key {
-                chunk.known.push((*index, v));
-                return Some(());
-            }
-        }
         let key = std::str::from_utf8(key).ok()?;
         match plain.and_then(|v| Some((*self.names.get(key)?, v))) {
             Some((index, v)) => {
-                if self.recent.len() <= position {
-                    self.recent.resize(position + 1, (String::new(), 0));
-                }
-                self.recent[position] = (key.to_string(), index);
+                self.changed.push((position, raw_key.into(), index));
                 chunk.known.push((index, v));
             }
             None => chunk.other.push((key.to_string(), value.into_owned())),
@@ -598,7 +615,7 @@ const LINES_PER_TASK: usize = 512;
 pub fn load(path: &Path, warnings: &mut Vec<Warning>) -> Result<MetricsTable, LoadError> {
     let reader = jsonl::BlockReader::open(path)?;
     load_blocks(path, reader, Builder::default(), warnings, |lines, names| {
-        lines.par_chunks(LINES_PER_TASK).map(|chunk| Resolver { names, recent: Vec::new(), keys: KeyNames::Native }.lines(chunk)).collect()
+        lines.par_chunks(LINES_PER_TASK).map(|chunk| Resolver { names, recent: Vec::new(), changed: Vec::new(), keys: KeyNames::Native }.lines(chunk)).collect()
     })
 }
 
@@ -606,7 +623,7 @@ pub fn load(path: &Path, warnings: &mut Vec<Warning>) -> Result<MetricsTable, Lo
 /// source of line blocks (the entries of a `trainer_state.json`, say).
 pub fn load_lines(path: &Path, source: impl jsonl::LineBlocks + Send, keys: KeyNames, warnings: &mut Vec<Warning>) -> Result<MetricsTable, LoadError> {
     load_blocks(path, source, Builder::default(), warnings, |lines, names| {
-        lines.par_chunks(LINES_PER_TASK).map(|chunk| Resolver { names, recent: Vec::new(), keys }.lines(chunk)).collect()
+        lines.par_chunks(LINES_PER_TASK).map(|chunk| Resolver { names, recent: Vec::new(), changed: Vec::new(), keys }.lines(chunk)).collect()
     })
 }
 
@@ -769,7 +786,17 @@ mod tests {
             if i == 150_000 {
                 step -= 40_000; // a resumed run
             }
-            let mut line = format!("{{\"step\":{step},\"loss\":{}", 1.0 / (1 + i) as f64);
+            let loss = 1.0 / (1 + i) as f64;
+            // Now and then the keys of the line before do not repeat: moved,
+            // longer or shorter at the same place, escaped, spaced.
+            let mut line = match i % 97 {
+                3 => format!("{{\"loss\":{loss},\"step\":{step}"),
+                5 => format!("{{\"step\":{step},\"loss_ema\":{loss},\"loss\":{loss}"),
+                7 => format!("{{\"step\":{step},\"los\":1,\"loss\":{loss}"),
+                11 => format!("{{\"step\":{step},\"lo\\u0073s\":{loss}"),
+                13 => format!("{{ \"step\" : {step} , \"loss\" : {loss}"),
+                _ => format!("{{\"step\":{step},\"loss\":{loss}"),
+            };
             if i >= 120_000 {
                 line.push_str(&format!(",\"late_{}\":{i}", i % 3));
             }
@@ -799,7 +826,7 @@ mod tests {
         let (table, warnings) = load_text(&text);
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert_eq!(table.steps(), rows.keys().copied().collect::<Vec<_>>());
-        for name in ["loss", "val_loss", "late_0", "late_1", "late_2"] {
+        for name in ["loss", "val_loss", "late_0", "late_1", "late_2", "loss_ema", "los"] {
             let expected: Vec<(u64, f64)> = rows.iter().filter_map(|(s, r)| r.get(name).map(|v| (*s, *v))).collect();
             assert_eq!(table.series(name).unwrap(), expected, "{name}");
         }
