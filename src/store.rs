@@ -44,6 +44,12 @@ pub enum StoreError {
     Io { path: PathBuf, source: std::io::Error },
 }
 
+/// Makes an I/O error on a local file of the mirror a [`StoreError`].
+fn io_at(path: &Path) -> impl Fn(std::io::Error) -> StoreError {
+    let path = path.to_path_buf();
+    move |source| StoreError::Io { path: path.clone(), source }
+}
+
 /// Attempts at a whole object or range, for failures the client does not
 /// retry itself (a body cut short after its headers came).
 const ATTEMPTS: u32 = 4;
@@ -186,12 +192,12 @@ impl Remote {
     async fn fetch_whole(&self, relative: &str, size: u64, file: &Path) -> Result<(), StoreError> {
         let location = self.location(relative);
         self.retried(|| async {
-            let io = |source| StoreError::Io { path: file.to_path_buf(), source };
-            let out = File::create(file).map_err(io)?;
+            let io = io_at(file);
+            let out = File::create(file).map_err(&io)?;
             let mut stream = self.store.get(&location).await.map_err(self.request_error(relative))?.into_stream();
             let mut written = 0u64;
             while let Some(chunk) = stream.try_next().await.map_err(self.request_error(relative))? {
-                out.write_all_at(&chunk, written).map_err(io)?;
+                out.write_all_at(&chunk, written).map_err(&io)?;
                 written += chunk.len() as u64;
             }
             if written != size {
@@ -220,8 +226,8 @@ impl Remote {
     /// pieces at a time. A header that does not parse fetches the whole
     /// file, so that loading it names the problem.
     async fn fetch_checkpoint(&self, relative: &str, size: u64, path: &Path) -> Result<(), StoreError> {
-        let io = |source| StoreError::Io { path: path.to_path_buf(), source };
-        let file = std::fs::OpenOptions::new().write(true).open(path).map_err(io)?;
+        let io = io_at(path);
+        let file = std::fs::OpenOptions::new().write(true).open(path).map_err(&io)?;
         let head = self.fetch_range(relative, 0..HEAD_BYTES.min(size)).await?;
         let header_len = head.get(..8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()));
         let header = match header_len {
@@ -238,7 +244,7 @@ impl Remote {
             drop(file);
             return self.fetch_whole(relative, size, path).await;
         };
-        file.write_all_at(&header, 0).map_err(io)?;
+        file.write_all_at(&header, 0).map_err(&io)?;
         let (file, io) = (&file, &io);
         futures::stream::iter(pieces(&ranges, size).into_iter().map(|piece| async move {
             let bytes = self.fetch_range(relative, piece.clone()).await?;
@@ -252,7 +258,7 @@ impl Remote {
 
     /// Uploads a file to `relative` under the prefix.
     fn upload(&self, relative: &str, file: &Path) -> Result<(), StoreError> {
-        let bytes = std::fs::read(file).map_err(|source| StoreError::Io { path: file.to_path_buf(), source })?;
+        let bytes = std::fs::read(file).map_err(io_at(file))?;
         let location = self.location(relative);
         self.runtime.block_on(async { self.store.put(&location, bytes.into()).await.map_err(self.request_error(relative)) })?;
         Ok(())
@@ -293,11 +299,7 @@ impl Mirror {
     pub fn create(mut remote: Remote, root: PathBuf, keep: impl Fn(&str) -> bool) -> Result<Mirror, StoreError> {
         let (objects, single) = remote.list()?;
         remote.single = single;
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| StoreError::Io { path, source }
-        };
-        std::fs::create_dir_all(&root).map_err(io(&root))?;
+        std::fs::create_dir_all(&root).map_err(io_at(&root))?;
         let mut mirror = Mirror { remote, root, objects: BTreeMap::new(), kept: BTreeSet::new(), skipped: Vec::new(), placed: BTreeMap::new() };
         for (relative, object) in objects {
             let parts: Vec<&str> = relative.split('/').collect();

@@ -16,12 +16,7 @@ fn archive() -> tempfile::TempDir {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    copy_dir(&fixtures.join("runs/healthy"), &root.join("team-a/healthy"));
-    copy_dir(&fixtures.join("runs/dead-relu"), &root.join("team-a/2026/dead-relu"));
-    copy_dir(&fixtures.join("runs/crashed"), &root.join("team-b/crashed"));
-    std::fs::create_dir_all(root.join("team-b/broken")).unwrap();
-    std::fs::write(root.join("team-b/broken/run.json"), "{\"format\": ").unwrap();
-    std::fs::copy(fixtures.join("handwritten/checkpoints/step-00000009.safetensors"), root.join("team-b/model.safetensors")).unwrap();
+    common::lay_out_audit_runs(root);
     // A checkpoint still being written is not a run.
     std::fs::write(root.join("team-b/half.safetensors.tmp"), b"partial").unwrap();
     #[cfg(unix)]

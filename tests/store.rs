@@ -22,13 +22,8 @@ fn archive() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let f = fixtures();
-    copy_dir(&f.join("runs/healthy"), &root.join("team-a/healthy"));
-    copy_dir(&f.join("runs/dead-relu"), &root.join("team-a/2026/dead-relu"));
-    copy_dir(&f.join("runs/crashed"), &root.join("team-b/crashed"));
+    common::lay_out_audit_runs(root);
     copy_dir(&f.join("runs/healthy"), &root.join("team-c/unreachable-run"));
-    std::fs::create_dir_all(root.join("team-b/broken")).unwrap();
-    std::fs::write(root.join("team-b/broken/run.json"), "{\"format\": ").unwrap();
-    std::fs::copy(f.join("handwritten/checkpoints/step-00000009.safetensors"), root.join("team-b/model.safetensors")).unwrap();
     for name in ["hf-lr5", "lightning", "keras", "mlflow", "mlflow-sqlite", "tensorboard", "text"] {
         copy_dir(&f.join("import").join(name), &root.join("imports").join(name));
     }

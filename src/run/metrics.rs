@@ -351,10 +351,10 @@ impl Resolver<'_> {
                 Some(()) => Ok(step.step),
                 None => {
                     // The general path, from a clean start. Its keys are
-                    // unescaped, not the line's bytes: none is expected later.
+                    // unescaped, not the line's bytes: none is expected later
+                    // (nor those the failed scan noted).
                     chunk.known.truncate(known_start);
                     chunk.other.truncate(other_start);
-                    self.changed.clear();
                     let mut step = StepField::default();
                     let parsed = jsonl::parse_fields(line.bytes).map(|fields| {
                         for (position, (key, value)) in fields.into_iter().enumerate() {

@@ -35,3 +35,16 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// The runs of the audit tests' archives, laid out under `root`: two native
+/// runs of one team (one in a year folder), a crashed run and a broken
+/// `run.json` of another, and a bare checkpoint.
+pub fn lay_out_audit_runs(root: &Path) {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    copy_dir(&fixtures.join("runs/healthy"), &root.join("team-a/healthy"));
+    copy_dir(&fixtures.join("runs/dead-relu"), &root.join("team-a/2026/dead-relu"));
+    copy_dir(&fixtures.join("runs/crashed"), &root.join("team-b/crashed"));
+    std::fs::create_dir_all(root.join("team-b/broken")).unwrap();
+    std::fs::write(root.join("team-b/broken/run.json"), "{\"format\": ").unwrap();
+    std::fs::copy(fixtures.join("handwritten/checkpoints/step-00000009.safetensors"), root.join("team-b/model.safetensors")).unwrap();
+}
