@@ -519,9 +519,12 @@ fn write_audit(out: &std::path::Path, result: &crate::audit::Audit) -> Result<()
     let mut csv = create("summary.csv")?;
     export::audit_csv::write(result, &mut csv).map_err(|e| CliError::Csv(e.to_string()))?;
     flushed("summary.csv", csv)?;
-    let mut parquet = create("summary.parquet")?;
-    export::audit_parquet::write(result, &mut parquet).map_err(|e| CliError::Usage(format!("could not write summary.parquet: {e}")))?;
-    flushed("summary.parquet", parquet)?;
+    #[cfg(feature = "parquet")]
+    {
+        let mut parquet = create("summary.parquet")?;
+        export::audit_parquet::write(result, &mut parquet).map_err(|e| CliError::Usage(format!("could not write summary.parquet: {e}")))?;
+        flushed("summary.parquet", parquet)?;
+    }
     let mut json = create("summary.json")?;
     let mut serializer = serde_json::Serializer::pretty(&mut json);
     serde::Serializer::collect_seq(&mut serializer, result.rows.iter())?;

@@ -1,7 +1,9 @@
 //! Archives and runs in object storage, audited and analyzed by URL against a
 //! real S3-compatible server on loopback (moto, started by tests/s3_server.py;
 //! `.ci/run` installs it), directly and through a proxy that is slow, fails
-//! requests with 500s and cuts bodies short.
+//! requests with 500s and cuts bodies short. Built with the
+//! `object-storage` feature (scripts/test and CI turn it on).
+#![cfg(feature = "object-storage")]
 
 mod common;
 

@@ -4,6 +4,7 @@
 
 pub mod audit_csv;
 pub mod audit_html;
+#[cfg(feature = "parquet")]
 pub mod audit_parquet;
 pub mod chart;
 pub mod html;

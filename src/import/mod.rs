@@ -20,7 +20,7 @@ pub use histogram::HistogramTags;
 use crate::error::{LoadError, Warning};
 use crate::run::metrics::MetricsTable;
 use crate::run::Run;
-use postmortem_recorder::format::{CHECKPOINT_DIR, METRICS_FILE, RUN_FILE, TENSORS_FILE};
+use postmortem_recorder::format::{METRICS_FILE, RUN_FILE};
 use postmortem_recorder::{Framework, Hyperparameters, RunMeta};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
@@ -107,20 +107,38 @@ pub fn load(path: &Path, options: &ImportOptions) -> Result<Run, LoadError> {
     if let Some(n) = options.fit.filter(|&n| single_fit && n != 1) {
         return Err(LoadError::Import { path: at, message: format!("--fit {n}: a {} run holds 1 fit", format.tool()) });
     }
-    let mut run = match format {
-        SourceFormat::Native => Run::load(&at)?,
-        SourceFormat::HfTrainer => hf_trainer::load(&at, options)?,
-        SourceFormat::LightningCsv => lightning_csv::load(&at, options)?,
-        SourceFormat::KerasCsv => keras_csv::load(&at, options)?,
-        SourceFormat::Mlflow => mlflow::load(&at, options)?,
-        SourceFormat::TextLog => text_log::load(&at, options)?,
-        SourceFormat::Tensorboard => tensorboard::load(&at, options)?,
-        SourceFormat::Wandb => wandb::load(&at, options)?,
+    let mut run = match load_as(format, &at, options) {
+        // A broken recorded run costs its extras, not the run: the tool's
+        // own log beside it is read instead.
+        Err(broken) if options.from.is_none() && format == SourceFormat::Native && is_recorded_dir(&at) => {
+            let beside = at.parent().map(|p| (p, run_folder_format(p)));
+            let Some((folder, Some(tool))) = beside.filter(|(_, f)| f.is_some_and(|f| f != SourceFormat::Native)) else {
+                return Err(broken);
+            };
+            let mut run = load_as(tool, folder, options)?;
+            run.warnings.insert(0, Warning::new(&at, None, format!("the recorded run could not be read ({broken}); the {} log beside it was read instead", tool.tool())));
+            run
+        }
+        loaded => loaded?,
     };
     if !options.rename.is_empty() {
         run.metrics = rename_metrics(&run.metrics, &options.rename);
     }
     Ok(run)
+}
+
+/// Reads `at` as a run of `format`.
+fn load_as(format: SourceFormat, at: &Path, options: &ImportOptions) -> Result<Run, LoadError> {
+    match format {
+        SourceFormat::Native => Run::load(at),
+        SourceFormat::HfTrainer => hf_trainer::load(at, options),
+        SourceFormat::LightningCsv => lightning_csv::load(at, options),
+        SourceFormat::KerasCsv => keras_csv::load(at, options),
+        SourceFormat::Mlflow => mlflow::load(at, options),
+        SourceFormat::TextLog => text_log::load(at, options),
+        SourceFormat::Tensorboard => tensorboard::load(at, options),
+        SourceFormat::Wandb => wandb::load(at, options),
+    }
 }
 
 /// Reads until `buffer` is full or the file ends: the bytes read.
@@ -211,25 +229,40 @@ pub const RECORDED_DIR: &str = "postmortem";
 /// `postmortem/`, `postmortem-2/`, ...): it holds everything the log does and
 /// more (tensor statistics, activations, checkpoints), so it is the run read.
 pub fn recorded_run(dir: &Path) -> Option<PathBuf> {
-    let numbered = |name: &str| -> Option<usize> {
-        match name.strip_prefix(RECORDED_DIR)? {
-            "" => Some(1),
-            rest => rest.strip_prefix('-')?.parse().ok(),
-        }
-    };
     std::fs::read_dir(dir)
         .ok()?
         .flatten()
-        .filter_map(|e| Some((numbered(&e.file_name().to_string_lossy())?, e.path())))
-        .filter(|(_, path)| path.join(RUN_FILE).is_file())
+        .filter_map(|e| Some((recorded_number(&e.file_name().to_string_lossy())?, e.path())))
+        .filter(|(_, path)| holds_native_files(path))
         .max_by_key(|(n, _)| *n)
         .map(|(_, path)| path)
+}
+
+/// `postmortem` is 1, `postmortem-N` is N; other names are no recorded run.
+fn recorded_number(name: &str) -> Option<usize> {
+    match name.strip_prefix(RECORDED_DIR)? {
+        "" => Some(1),
+        rest => rest.strip_prefix('-')?.parse().ok(),
+    }
+}
+
+/// Whether `path` is a recorded run inside another tool's output folder.
+fn is_recorded_dir(path: &Path) -> bool {
+    path.file_name().is_some_and(|n| recorded_number(&n.to_string_lossy()).is_some())
+}
+
+/// Whether a folder holds the run format's own files. `tensors.jsonl` or a
+/// `checkpoints/` folder alone do not make one: Lightning and many training
+/// scripts keep their checkpoints in a folder of that name.
+fn holds_native_files(dir: &Path) -> bool {
+    let has = |name: &str| dir.join(name).symlink_metadata().is_ok();
+    has(RUN_FILE) || has(METRICS_FILE)
 }
 
 /// The format of a folder that is one run, from the names in it.
 pub fn run_folder_format(dir: &Path) -> Option<SourceFormat> {
     let has = |name: &str| dir.join(name).symlink_metadata().is_ok();
-    if has(RUN_FILE) || has(METRICS_FILE) || has(TENSORS_FILE) || has(CHECKPOINT_DIR) {
+    if holds_native_files(dir) {
         return Some(SourceFormat::Native);
     }
     if has(hf_trainer::STATE_FILE) || !hf_trainer::checkpoint_dirs(dir).is_empty() {

@@ -171,6 +171,15 @@ fn update_ratio(ctx: &Context) -> Figure {
     )
 }
 
+/// Layers drawn in a by-depth figure at most; deeper models show the first,
+/// the last and layers evenly between, so that a figure's size is bounded
+/// whatever the model.
+const MAX_LAYERS_SHOWN: usize = 64;
+
+/// Classes drawn at most: the largest by share of labels or predictions,
+/// and one bar for the rest.
+const MAX_CLASSES_SHOWN: usize = 30;
+
 /// Up to five recorded steps: the first, the last, and evenly between.
 fn some_steps(steps: &mut Vec<u64>) -> Vec<u64> {
     steps.sort_unstable();
@@ -184,6 +193,7 @@ fn weight_std_by_depth(ctx: &Context) -> Figure {
     if layers.is_empty() {
         return missing(id, title, section, "record weights: kind \"weight\" in tensors.jsonl, or checkpoints (at least step 0 and the last step)");
     }
+    let layers = spread(&layers, MAX_LAYERS_SHOWN);
     let mut steps: Vec<u64> = layers.iter().flat_map(|(_, s)| s.iter().map(|p| p.0)).collect();
     let series = some_steps(&mut steps)
         .into_iter()
@@ -203,7 +213,7 @@ fn weight_std_by_depth(ctx: &Context) -> Figure {
 fn activation_units(ctx: &Context) -> Figure {
     let (id, title, section) = ("activation-units", "Dead and saturated units by depth", Section::Activations);
     let recorded = ctx.stats(TensorKind::Activation);
-    let names = layers_in_order(ctx);
+    let names = spread(&layers_in_order(ctx), MAX_LAYERS_SHOWN);
     let last_step = names.iter().filter_map(|n| recorded[n].last().map(|p| p.0)).max();
     let (Some(step), false) = (last_step, names.is_empty()) else {
         return missing(id, title, section, "record layer outputs: kind \"activation\" with dead_frac and saturated_frac in tensors.jsonl, or act/ tensors in checkpoints");
@@ -245,7 +255,7 @@ fn activation_units(ctx: &Context) -> Figure {
 fn activation_signal(ctx: &Context) -> Figure {
     let (id, title, section) = ("activation-signal", "Activation signal by depth", Section::Activations);
     let recorded = ctx.stats(TensorKind::Activation);
-    let names = layers_in_order(ctx);
+    let names = spread(&layers_in_order(ctx), MAX_LAYERS_SHOWN);
     if names.is_empty() {
         return missing(id, title, section, "record layer outputs: kind \"activation\" in tensors.jsonl, or act/ tensors in checkpoints");
     }
@@ -333,14 +343,81 @@ fn class_counts(ctx: &Context) -> Figure {
             add_counts(&mut preds, counts);
         }
     }
-    let as_series = |name: &str, counts: &[u64]| {
-        let total = count_total(counts).max(1) as f64;
-        Series { name: name.into(), points: counts.iter().enumerate().map(|(i, c)| (i as f64, *c as f64 / total)).collect() }
+    let (label_total, pred_total) = (count_total(&labels).max(1) as f64, count_total(&preds).max(1) as f64);
+    let label_share = |c: usize| labels[c] as f64 / label_total;
+    let pred_share = |c: usize| preds[c] as f64 / pred_total;
+    let shown = largest_classes(labels.len(), |c| label_share(c).max(pred_share(c)), MAX_CLASSES_SHOWN);
+    let rest = labels.len() - shown.len();
+    let bars = |share: &dyn Fn(usize) -> f64| -> Vec<(f64, f64)> {
+        let mut bars: Vec<(f64, f64)> = shown.iter().enumerate().map(|(i, &c)| (i as f64, share(c))).collect();
+        if rest > 0 {
+            let kept: f64 = shown.iter().map(|&c| share(c)).sum();
+            bars.push((shown.len() as f64, (1.0 - kept).max(0.0)));
+        }
+        bars
     };
-    let mut series = vec![as_series("labels", &labels)];
+    let mut series = vec![Series { name: "labels".into(), points: bars(&label_share) }];
     if preds.iter().any(|c| *c > 0) {
-        series.push(as_series("predictions", &preds));
+        series.push(Series { name: "predictions".into(), points: bars(&pred_share) });
     }
-    let categories = Some((0..labels.len()).map(|i| i.to_string()).collect());
+    let mut names: Vec<String> = shown.iter().map(|c| c.to_string()).collect();
+    if rest > 0 {
+        names.push(format!("{rest} others"));
+    }
+    let categories = Some(names);
     drawn(id, title, section, Chart { title: title.into(), x_label: "class".into(), y_label: "share".into(), series, categories, bars: true, ..Default::default() })
+}
+
+/// The classes to draw, in class order: all `count` when there are at most
+/// `limit`, else the `limit - 1` of largest `size` (ties to the lower class),
+/// leaving one bar for the rest. A heap of the kept few: millions of classes
+/// are neither sorted nor copied.
+fn largest_classes(count: usize, size: impl Fn(usize) -> f64, limit: usize) -> Vec<usize> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    if count <= limit {
+        return (0..count).collect();
+    }
+    let keep = limit.saturating_sub(1);
+    // Ordered so that the heap's top is the weakest kept class.
+    #[derive(PartialEq)]
+    struct Kept(f64, Reverse<usize>);
+    impl Eq for Kept {}
+    impl PartialOrd for Kept {
+        fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+            Some(self.cmp(other))
+        }
+    }
+    impl Ord for Kept {
+        fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+            other.0.total_cmp(&self.0).then(other.1.cmp(&self.1))
+        }
+    }
+    let mut heap = BinaryHeap::with_capacity(keep + 1);
+    for c in 0..count {
+        heap.push(Kept(size(c), Reverse(c)));
+        if heap.len() > keep {
+            heap.pop();
+        }
+    }
+    let mut shown: Vec<usize> = heap.into_iter().map(|k| (k.1).0).collect();
+    shown.sort_unstable();
+    shown
+}
+
+#[cfg(test)]
+mod tests {
+    use super::largest_classes;
+
+    #[test]
+    fn many_classes_keep_the_largest_and_one_bar_for_the_rest() {
+        let labels = [0.1, 0.0, 0.5, 0.0, 0.2, 0.2];
+        let preds = [0.0, 0.9, 0.1, 0.0, 0.0, 0.0];
+        let size = |c: usize| f64::max(labels[c], preds[c]);
+        // Class 1 is kept for its predictions, 2 for its labels; of the tied
+        // 4 and 5, the lower.
+        assert_eq!(largest_classes(6, size, 3), vec![1, 2]);
+        assert_eq!(largest_classes(6, size, 4), vec![1, 2, 4]);
+        assert_eq!(largest_classes(6, size, 6), (0..6).collect::<Vec<_>>());
+    }
 }
