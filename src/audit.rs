@@ -165,10 +165,35 @@ pub struct AuditOptions {
     pub since: Option<SystemTime>,
     /// Reuse the rows of runs unchanged since the last audit in the output folder.
     pub changed_only: bool,
-    /// The plot files of each run's report.
-    pub plot_files: crate::report::PlotFiles,
+    /// PNG copies of each report's plots.
+    pub png: bool,
+    /// Which runs get a report.
+    pub reports: Reports,
     /// Only this share of the runs (a process of a partitioned audit).
     pub partition: Option<Partition>,
+}
+
+/// Which runs of an audit get a report of their own under `runs/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Reports {
+    /// Every run that could be read.
+    All,
+    /// Runs with at least one finding: what people auditing an archive
+    /// open. Clean runs are a row of the index and the summaries.
+    #[default]
+    Findings,
+    /// None: the index and the summaries only.
+    None,
+}
+
+impl Reports {
+    fn wants(self, analysis: &Analysis) -> bool {
+        match self {
+            Reports::All => true,
+            Reports::Findings => !analysis.findings.is_empty(),
+            Reports::None => false,
+        }
+    }
 }
 
 /// Where an audit reads runs: a local folder, or an object-store prefix
@@ -284,7 +309,7 @@ pub fn run_archive(archive: &dyn Archive, out: &Path, config: &Config, options: 
                     reused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     old
                 }
-                _ => audit_one(archive, found, folder, &print, out, config, options.plot_files),
+                _ => audit_one(archive, found, folder, &print, out, config, options),
             };
             bar.inc(1);
             rows.push(&row)
@@ -455,7 +480,7 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
 }
 
 /// Analyzes one run and writes its report; any failure becomes the row's error.
-fn audit_one(archive: &dyn Archive, found: &Found, folder: &str, print: &str, out: &Path, config: &Config, plot_files: crate::report::PlotFiles) -> AuditRow {
+fn audit_one(archive: &dyn Archive, found: &Found, folder: &str, print: &str, out: &Path, config: &Config, options: &AuditOptions) -> AuditRow {
     let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<AuditRow, String> {
         let _files = archive.open(&found.path)?;
         let run = import::load(&found.path, &ImportOptions { from: Some(found.format), rename: config.metrics.clone(), histogram_tags: config.histograms.clone(), ..Default::default() })
@@ -463,9 +488,14 @@ fn audit_one(archive: &dyn Archive, found: &Found, folder: &str, print: &str, ou
         let ctx = crate::context::Context::new(&run);
         let mut analysis = analyze_in(&ctx, config);
         analysis.show_paths(|text| archive.shown(text));
-        let report_dir = out.join(RUNS_DIR).join(folder);
-        crate::report::write_with(&ctx, &analysis, &report_dir, plot_files).map_err(|e| e.to_string())?;
-        Ok(row_of(found, folder, print, &run, &analysis))
+        let mut row = row_of(found, folder, print, &run, &analysis);
+        if options.reports.wants(&analysis) {
+            let report_dir = out.join(RUNS_DIR).join(folder);
+            crate::report::write_with(&ctx, &analysis, &report_dir, crate::report::ReportKind::InAudit { png: options.png }).map_err(|e| e.to_string())?;
+        } else {
+            row.report = None;
+        }
+        Ok(row)
     }));
     let error = match attempt {
         Ok(Ok(row)) => return row,

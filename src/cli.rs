@@ -183,9 +183,13 @@ pub struct AuditArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
-    /// Also write PNG copies of each run's plots (SVG is always written and
-    /// inlined in report.html); PNGs take most of an audit's time and about
-    /// 1 MB a run.
+    /// Which runs get a report under runs/ (report.html, report.md,
+    /// report.json, plots/*.svg): those with a finding (default), all, or
+    /// none. Every run is a row of the index and the summaries either way.
+    #[arg(long, value_enum, default_value_t = crate::audit::Reports::Findings)]
+    pub reports: crate::audit::Reports,
+    /// Also write PNG copies of each report's plots (SVG is always written);
+    /// PNGs take most of an audit's time and about 1 MB a run.
     #[arg(long)]
     pub png: bool,
     /// Exit with 1 when a run has a finding this severe, or could not be read.
@@ -465,7 +469,8 @@ fn audit(args: &AuditArgs) -> Result<u8, CliError> {
         progress: !args.quiet && std::io::stderr().is_terminal(),
         since,
         changed_only: args.changed,
-        plot_files: if args.png { crate::report::PlotFiles::SvgAndPng } else { crate::report::PlotFiles::Svg },
+        png: args.png,
+        reports: args.reports,
         partition: args.partition,
     };
     let scratch = Scratch::for_urls([archive.as_path()], Some(out))?;
@@ -509,6 +514,8 @@ fn write_audit(out: &std::path::Path, result: &crate::audit::Audit) -> Result<()
     for (name, page) in export::audit_html::render_pages(result) {
         write(&name, page)?;
     }
+    // The style sheet the run reports under runs/ share.
+    write(crate::report::AUDIT_STYLESHEET, export::html::STYLE.trim_start().to_string())?;
     // Streamed, a row at a time: a large archive's rows are hundreds of
     // megabytes as text.
     let create = |name: &str| -> Result<std::io::BufWriter<std::fs::File>, CliError> {

@@ -88,19 +88,32 @@ fn audit_lists_every_run_once_with_its_verdict() {
     }
     #[cfg(not(feature = "parquet"))]
     assert!(!out.path().join("summary.parquet").exists());
+    // By default only runs with a finding get a report; clean ones are a
+    // row of the index, without a link.
     let index = std::fs::read_to_string(out.path().join("index.html")).unwrap();
     assert!(index.contains("href=\"runs/team-a__2026__dead-relu/report.html\""));
-    assert!(index.contains("team-b/crashed</a></td><td class=\"v v-clean\" data-sort=\"0\">clean (incomplete)"));
-    assert!(out.path().join("runs/team-a__healthy/report.html").is_file());
+    assert!(index.contains("<td>team-b/crashed</td><td class=\"v v-clean\" data-sort=\"0\">clean (incomplete)"), "{index}");
+    assert!(out.path().join("runs/team-a__2026__dead-relu/report.html").is_file());
+    assert!(!out.path().join("runs/team-a__healthy").exists());
     assert!(!out.path().join("runs/team-b__broken").exists());
-    // Plots as SVG only, unless --png; the Markdown report points at them.
-    let plots = out.path().join("runs/team-a__healthy/plots");
-    assert!(plots.join("loss.svg").is_file() && !plots.join("loss.png").exists());
-    let markdown = std::fs::read_to_string(out.path().join("runs/team-a__healthy/report.md")).unwrap();
+    // An audit's reports share one style sheet and link their plots, SVG
+    // only unless --png; the Markdown report points at them.
+    let report = out.path().join("runs/team-a__2026__dead-relu");
+    let html = std::fs::read_to_string(report.join("report.html")).unwrap();
+    assert!(html.contains("<link rel=\"stylesheet\" href=\"../../report.css\">") && !html.contains("<svg"), "{html}");
+    assert!(html.contains("src=\"plots/activation-units.svg\""), "{html}");
+    assert!(std::fs::read_to_string(out.path().join("report.css")).unwrap().contains(".finding"));
+    assert!(report.join("plots/loss.svg").is_file() && !report.join("plots/loss.png").exists());
+    let markdown = std::fs::read_to_string(report.join("report.md")).unwrap();
     assert!(markdown.contains("`plots/loss.svg`") && !markdown.contains(".png"), "{markdown}");
-    let with_png = tempfile::tempdir().unwrap();
-    postmortem(&["audit", archive.path().to_str().unwrap(), "--out", with_png.path().to_str().unwrap(), "--png"]);
-    assert!(with_png.path().join("runs/team-a__healthy/plots/loss.png").is_file());
+    let all = tempfile::tempdir().unwrap();
+    postmortem(&["audit", archive.path().to_str().unwrap(), "--out", all.path().to_str().unwrap(), "--png", "--reports", "all"]);
+    assert!(all.path().join("runs/team-a__healthy/plots/loss.png").is_file());
+    assert!(std::fs::read_to_string(all.path().join("index.html")).unwrap().contains("href=\"runs/team-b__crashed/report.html\""));
+    let none = tempfile::tempdir().unwrap();
+    postmortem(&["audit", archive.path().to_str().unwrap(), "--out", none.path().to_str().unwrap(), "--reports", "none"]);
+    assert_eq!(rows(none.path()), rows(out.path()));
+    assert!(!none.path().join("runs").exists());
 }
 
 #[test]

@@ -161,7 +161,7 @@ fn archive_audited_by_url_as_if_local_faults_included() {
     let run = postmortem(&server.endpoint, &["audit", "merge", "s3://reports/part-1", "s3://reports/part-2", "--out", merged.to_str().unwrap()]);
     assert_eq!(run.status.code(), Some(1), "{}", String::from_utf8_lossy(&run.stderr));
     assert_eq!(rows(&merged, "s3://archive"), expected);
-    assert!(merged.join("runs/team-a__healthy/report.html").is_file());
+    assert!(merged.join("runs/team-a__2026__dead-relu/report.html").is_file() && merged.join("report.css").is_file());
     let again = postmortem(&server.endpoint, &["audit", "s3://archive", "--partition", "hash:1/2", "--changed", "--out", "s3://reports/part-1", "--quiet"]);
     let said = String::from_utf8_lossy(&again.stdout);
     let part_runs = said.split_whitespace().nth(1).unwrap().to_string();

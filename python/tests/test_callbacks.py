@@ -2,11 +2,12 @@
 one line in the training script gives a run the analyzer reads."""
 
 import json
+import shutil
 
 import pytest
 import torch
 
-from conftest import analyze, classification_data, lines
+from conftest import analyze, classification_data, fired, lines
 
 
 def test_hugging_face_trainer(tmp_path, postmortem_bin):
@@ -21,7 +22,7 @@ def test_hugging_face_trainer(tmp_path, postmortem_bin):
     ids = torch.randint(0, 64, (128, 12), generator=generator)
     examples = [{"input_ids": ids[i], "labels": ids[i, 0] % 3} for i in range(len(ids))]
     args = transformers.TrainingArguments(output_dir=str(tmp_path / "out"), max_steps=12, per_device_train_batch_size=16, learning_rate=1e-3,
-                                          logging_steps=2, eval_strategy="steps", eval_steps=5, save_strategy="no", report_to=[], use_cpu=True, seed=0)
+                                          logging_steps=2, eval_strategy="steps", eval_steps=5, save_steps=10, report_to=[], use_cpu=True, seed=0)
     trainer = transformers.Trainer(model=model, args=args, train_dataset=examples, eval_dataset=examples[:32], callbacks=[PostmortemCallback()])
     trainer.train()
 
@@ -46,6 +47,10 @@ def test_hugging_face_trainer(tmp_path, postmortem_bin):
     assert (run / "checkpoints" / "step-00000000.safetensors").exists()
     report = analyze(postmortem_bin, run)
     assert report["run"]["run"]["complete"] is True
+    # The Trainer's checkpoints (checkpointing at its defaults) sit beside the
+    # recorded run; the folder a user points at is output_dir.
+    assert (tmp_path / "out" / "checkpoint-10").is_dir()
+    assert analyze(postmortem_bin, tmp_path / "out")["run"]["run"]["source"] == str(run)
     # A second training in the same folder records a run of its own.
     trainer.train()
     assert json.loads((tmp_path / "out" / "postmortem-2" / "run.json").read_text())["status"] == "finished"
@@ -121,3 +126,66 @@ def test_lightning_failure_leaves_crashed(tmp_path):
     run = tmp_path / "postmortem"
     assert json.loads((run / "run.json").read_text())["status"] == "crashed"
     assert [m["step"] for m in lines(run / "metrics.jsonl")] == [0, 1, 2]
+
+
+def _lightning_mlp(L, bias: float):
+    """A Lightning MLP whose ReLU is a function in ``forward``, the common
+    style; ``bias`` is the first layer's starting bias."""
+
+    class Mlp(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.fc1 = torch.nn.Linear(8, 32)
+            self.fc2 = torch.nn.Linear(32, 32)
+            self.fc3 = torch.nn.Linear(32, 3)
+            torch.nn.init.constant_(self.fc1.bias, bias)
+
+        def forward(self, x):
+            return self.fc3(torch.relu(self.fc2(torch.relu(self.fc1(x)))))
+
+        def training_step(self, batch, _):
+            inputs, labels = batch
+            logits = self(inputs)
+            loss = torch.nn.functional.cross_entropy(logits, labels)
+            self.log("train_loss", loss, on_epoch=True)
+            return {"loss": loss, "logits": logits}
+
+        def configure_optimizers(self):
+            return torch.optim.Adam(self.parameters(), lr=3e-3)
+
+    return Mlp()
+
+
+@pytest.mark.parametrize("bias", [0.0, -10.0], ids=["healthy", "dead-first-layer"])
+def test_lightning_at_default_settings(tmp_path, postmortem_bin, bias):
+    """The Trainer as most scripts make it (its default logger and
+    checkpointing), the callback added, and the folders a user would name."""
+    L = pytest.importorskip("lightning")
+    from postmortem.lightning import PostmortemCallback
+
+    L.seed_everything(0)
+    x, y = classification_data(n=512)
+    train = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=32, shuffle=True)
+    trainer = L.Trainer(max_epochs=4, default_root_dir=str(tmp_path), enable_progress_bar=False, enable_model_summary=False,
+                        accelerator="cpu", callbacks=[PostmortemCallback()])
+    trainer.fit(_lightning_mlp(L, bias), train)
+
+    version = tmp_path / "lightning_logs" / "version_0"
+    assert list((version / "checkpoints").glob("*.ckpt")), "the default checkpointing wrote nothing"
+    recorded = version / "postmortem"
+    for folder in (tmp_path, tmp_path / "lightning_logs", version):
+        assert analyze(postmortem_bin, folder)["run"]["run"]["source"] == str(recorded), folder
+    report = analyze(postmortem_bin, tmp_path)
+    dead = [f for f in report["findings"] if f["rule"] == "dead-relus"]
+    if bias < 0:
+        assert len(dead) == 1 and "fc1" in dead[0]["message"], dead
+    else:
+        assert dead == [] and "error" not in fired(report).values(), report["findings"]
+    # A recorded run that cannot be read at all costs its extras: the CSV
+    # log beside it is read, with a warning.
+    for name in ("metrics.jsonl", "tensors.jsonl"):
+        (recorded / name).write_text("not json\n")
+    shutil.rmtree(recorded / "checkpoints")
+    fallback = analyze(postmortem_bin, version)
+    assert fallback["run"]["run"]["source"] == str(version / "metrics.csv"), fallback["run"]
+    assert any("log beside it was read instead" in w["message"] for w in fallback["warnings"]), fallback["warnings"]

@@ -18,7 +18,19 @@ use maud::{html, Markup, PreEscaped, DOCTYPE};
 /// Evidence shown in a finding before the rest is folded away.
 const EVIDENCE_SHOWN: usize = 3;
 
-const STYLE: &str = "
+/// How a report page carries its style sheet and plots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Embedding<'a> {
+    /// Everything inline: one file that opens from an e-mail or a ticket.
+    SelfContained,
+    /// The style sheet at a relative URL and the plots as the SVG files
+    /// under `plots/`: an audit's many reports share one style sheet and
+    /// carry no plot twice.
+    Linked { stylesheet: &'a str },
+}
+
+/// The report's style sheet, for an audit to write once beside its reports.
+pub const STYLE: &str = "
 *{box-sizing:border-box}
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:0 auto;max-width:1100px;padding:1em 1.2em;color:#222;line-height:1.45}
 h1{font-size:1.5em;margin:.2em 0;overflow-wrap:anywhere}h2{font-size:1.25em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
@@ -39,38 +51,53 @@ h3{font-size:1em;margin:.2em 0 .3em}
 .finding{display:flex;flex-wrap:wrap;gap:.6em 1.2em;border-left:5px solid #999;padding:.5em 1em;margin:.8em 0;background:#fafafa}
 .finding.error{border-color:#c62828}.finding.warning{border-color:#ef6c00}.finding.info{border-color:#1565c0}
 .finding .text{flex:1 1 330px;min-width:0}.finding .text p{margin:.3em 0}.finding ul{margin:.2em 0;padding-left:1.2em}
-.finding figure{flex:0 1 420px;margin:0;min-width:0}.finding figure svg{width:100%;height:auto;border:1px solid #eee;background:#fff}
+.finding figure{flex:0 1 420px;margin:0;min-width:0}.finding figure svg,.finding figure img{width:100%;height:auto;border:1px solid #eee;background:#fff}
 .sev{font-weight:700;text-transform:uppercase;font-size:.8em;margin-right:.5em}
 .error .sev{color:#c62828}.warning .sev{color:#ef6c00}.info .sev{color:#1565c0}
 code{background:#f0f0f0;padding:0 .25em;border-radius:3px}
 .scroll{overflow-x:auto}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left;vertical-align:top}
 td{overflow-wrap:anywhere}
-figure{margin:1em 0}figure svg{max-width:100%;height:auto;border:1px solid #eee}
+figure{margin:1em 0}figure svg,figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{font-size:.85em;color:#555}.missing{color:#666;font-style:italic}
 details summary{cursor:pointer;color:#444}
 ";
 
-pub fn render(run: &Run, analysis: &Analysis, figures: &[DrawnFigure]) -> String {
+pub fn render(run: &Run, analysis: &Analysis, figures: &[DrawnFigure], embedding: Embedding) -> String {
     let name = run.name();
-    page(
-        &format!("postmortem: {name}"),
-        STYLE,
-        html! {
+    let body = html! {
             (verdict(run, analysis, &name))
             (input_warnings(analysis))
             (checklist(analysis))
-            (findings(analysis, figures))
-            (plots(figures))
+            (findings(analysis, figures, embedding))
+            (plots(figures, embedding))
             (metadata(run, analysis))
             (every_check(analysis))
             p { small { "Made by postmortem. " code { "postmortem explain RULE" } " prints a rule's full documentation." } }
-        },
-    )
+    };
+    let title = format!("postmortem: {name}");
+    match embedding {
+        Embedding::SelfContained => page(&title, STYLE, body),
+        Embedding::Linked { stylesheet } => document(&title, html! { link rel="stylesheet" href=(stylesheet); }, body),
+    }
+}
+
+/// A figure's drawing: the SVG inline, or its file.
+fn drawing(figure: &DrawnFigure, embedding: Embedding) -> Markup {
+    match embedding {
+        // plotters escapes the text it writes into the SVG.
+        Embedding::SelfContained => html! { (PreEscaped(figure.svg.as_deref().unwrap_or_default())) },
+        Embedding::Linked { .. } => html! { img src={ "plots/" (figure.id) ".svg" } alt=(figure.title) loading="lazy"; },
+    }
 }
 
 /// A whole self-contained page: its title, its style sheet inline, its body.
 pub(super) fn page(title: &str, style: &str, body: Markup) -> String {
+    document(title, html! { style { (PreEscaped(style)) } }, body)
+}
+
+/// A page with `style` (a style element or a link to a sheet) in its head.
+fn document(title: &str, style: Markup, body: Markup) -> String {
     let page = html! {
         (DOCTYPE)
         html lang="en" {
@@ -78,7 +105,7 @@ pub(super) fn page(title: &str, style: &str, body: Markup) -> String {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) }
-                style { (PreEscaped(style)) }
+                (style)
             }
             body { (body) }
         }
@@ -184,7 +211,7 @@ fn status_mark(result: &RuleResult, analysis: &Analysis) -> (&'static str, Strin
     }
 }
 
-fn findings(analysis: &Analysis, figures: &[DrawnFigure]) -> Markup {
+fn findings(analysis: &Analysis, figures: &[DrawnFigure], embedding: Embedding) -> Markup {
     let ordered: Vec<&Finding> = [Severity::Error, Severity::Warning, Severity::Info]
         .into_iter()
         .flat_map(|s| analysis.findings.iter().filter(move |f| f.severity == s))
@@ -198,13 +225,13 @@ fn findings(analysis: &Analysis, figures: &[DrawnFigure]) -> Markup {
                 @let first = ordered.iter().position(|g| g.rule == f.rule) == Some(i);
                 @let figure = DrawnFigure::for_rule(figures, f.rule)
                     .filter(|fig| ordered[..i].iter().all(|g| DrawnFigure::for_rule(figures, g.rule).is_none_or(|other| other.id != fig.id)));
-                (finding(f, first, figure))
+                (finding(f, first, figure, embedding))
             }
         }
     }
 }
 
-fn finding(f: &Finding, anchor: bool, figure: Option<&DrawnFigure>) -> Markup {
+fn finding(f: &Finding, anchor: bool, figure: Option<&DrawnFigure>, embedding: Embedding) -> Markup {
     let meta = rules::find(f.rule).map(|r| r.meta());
     let item = meta.map(|m| m.checklist_item).unwrap_or_default();
     let (shown, folded) = f.evidence.split_at(f.evidence.len().min(EVIDENCE_SHOWN));
@@ -228,8 +255,7 @@ fn finding(f: &Finding, anchor: bool, figure: Option<&DrawnFigure>) -> Markup {
             }
             @if let Some(fig) = figure {
                 figure {
-                    // plotters escapes the text it writes into the SVG.
-                    (PreEscaped(fig.svg.as_deref().unwrap_or_default()))
+                    (drawing(fig, embedding))
                     figcaption { a href={ "#fig-" (fig.id) } { (fig.title) } }
                 }
             }
@@ -237,7 +263,7 @@ fn finding(f: &Finding, anchor: bool, figure: Option<&DrawnFigure>) -> Markup {
     }
 }
 
-fn plots(figures: &[DrawnFigure]) -> Markup {
+fn plots(figures: &[DrawnFigure], embedding: Embedding) -> Markup {
     let mut sections: Vec<Section> = figures.iter().map(|f| f.section).collect();
     sections.sort();
     sections.dedup();
@@ -247,9 +273,9 @@ fn plots(figures: &[DrawnFigure]) -> Markup {
             h3 { (section.title()) }
             @for f in figures.iter().filter(|f| f.section == section) {
                 @match &f.svg {
-                    Some(svg) => {
+                    Some(_) => {
                         figure id={ "fig-" (f.id) } {
-                            (PreEscaped(svg))
+                            (drawing(f, embedding))
                             figcaption { (f.title) " (" (f.file().unwrap_or_default()) ")" }
                         }
                     }

@@ -108,23 +108,39 @@ pub fn load(path: &Path, options: &ImportOptions) -> Result<Run, LoadError> {
         return Err(LoadError::Import { path: at, message: format!("--fit {n}: a {} run holds 1 fit", format.tool()) });
     }
     let mut run = match load_as(format, &at, options) {
-        // A broken recorded run costs its extras, not the run: the tool's
-        // own log beside it is read instead.
-        Err(broken) if options.from.is_none() && format == SourceFormat::Native && is_recorded_dir(&at) => {
-            let beside = at.parent().map(|p| (p, run_folder_format(p)));
-            let Some((folder, Some(tool))) = beside.filter(|(_, f)| f.is_some_and(|f| f != SourceFormat::Native)) else {
-                return Err(broken);
-            };
-            let mut run = load_as(tool, folder, options)?;
-            run.warnings.insert(0, Warning::new(&at, None, format!("the recorded run could not be read ({broken}); the {} log beside it was read instead", tool.tool())));
-            run
-        }
+        // A recorded run with nothing to analyze in it (unreadable, or its
+        // files lost) costs its extras, not the run: the tool's own log
+        // beside it is read instead.
+        loaded if options.from.is_none() && format == SourceFormat::Native && is_recorded_dir(&at) => match empty_or_broken(loaded) {
+            Ok(run) => run,
+            Err(broken) => {
+                let beside = at.parent().map(|p| (p, run_folder_format(p)));
+                let Some((folder, Some(tool))) = beside.filter(|(_, f)| f.is_some_and(|f| f != SourceFormat::Native)) else {
+                    return Err(broken);
+                };
+                let mut run = load_as(tool, folder, options)?;
+                let why = format!("the recorded run could not be read ({broken}); the {} log beside it was read instead", tool.tool());
+                run.warnings.insert(0, Warning::new(&at, None, why));
+                run
+            }
+        },
         loaded => loaded?,
     };
     if !options.rename.is_empty() {
         run.metrics = rename_metrics(&run.metrics, &options.rename);
     }
     Ok(run)
+}
+
+/// A loaded run that holds no metrics, tensor statistics or checkpoints
+/// (its files unreadable) as the error of loading it.
+fn empty_or_broken(loaded: Result<Run, LoadError>) -> Result<Run, LoadError> {
+    let run = loaded?;
+    if run.metrics.rows() > 0 || !run.tensors.is_empty() || !run.checkpoints.is_empty() {
+        return Ok(run);
+    }
+    let reasons = run.warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+    Err(LoadError::NothingReadable { path: run.source, reasons: if reasons.is_empty() { vec!["no metrics, tensor statistics or checkpoints".into()] } else { reasons } })
 }
 
 /// Reads `at` as a run of `format`.

@@ -11,14 +11,20 @@ use crate::context::Context;
 use crate::export::{self, DrawnFigure};
 use std::path::{Path, PathBuf};
 
-/// Which files each drawn figure gets under `plots/`.
+/// The style sheet an audit writes once at the top of its output, which
+/// its run reports (two folders down) link to.
+pub const AUDIT_STYLESHEET: &str = "report.css";
+
+/// What a report folder holds, and how its page carries its plots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PlotFiles {
-    /// SVG and PNG: a single report, whose PNGs go into bug tickets.
-    SvgAndPng,
-    /// SVG only: an audit's many reports, where a PNG per figure would cost
-    /// most of the time and about 1 MB a run.
-    Svg,
+pub enum ReportKind {
+    /// One run's report for a bug ticket: plots as SVG and PNG, and a
+    /// report.html that holds everything inline.
+    Single,
+    /// One of an audit's many reports: plots as SVG (and PNG with `png`,
+    /// which would take most of an audit's time and about 1 MB a run), and
+    /// a report.html that links them and the audit's style sheet.
+    InAudit { png: bool },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -32,16 +38,16 @@ pub enum ReportError {
 }
 
 /// Draws every figure of a run.
-pub fn render_figures(ctx: &Context, analysis: &Analysis, files: PlotFiles) -> Result<Vec<DrawnFigure>, ReportError> {
+pub fn render_figures(ctx: &Context, analysis: &Analysis, kind: ReportKind) -> Result<Vec<DrawnFigure>, ReportError> {
     use rayon::prelude::*;
     figures::all(ctx, analysis)
         .into_par_iter()
         .map(|f| {
             let (svg, png) = match &f.chart {
                 Some(chart) => {
-                    let png = match files {
-                        PlotFiles::SvgAndPng => Some(chart.to_png().map_err(ReportError::Draw)?),
-                        PlotFiles::Svg => None,
+                    let png = match kind {
+                        ReportKind::Single | ReportKind::InAudit { png: true } => Some(chart.to_png().map_err(ReportError::Draw)?),
+                        ReportKind::InAudit { png: false } => None,
                     };
                     (Some(chart.to_svg().map_err(ReportError::Draw)?), png)
                 }
@@ -57,13 +63,13 @@ pub fn render_figures(ctx: &Context, analysis: &Analysis, files: PlotFiles) -> R
 /// files written, in a stable order. `ctx` is the one the analysis used
 /// ([`crate::analysis::analyze_in`]).
 pub fn write(ctx: &Context, analysis: &Analysis, out: &Path) -> Result<Vec<PathBuf>, ReportError> {
-    write_with(ctx, analysis, out, PlotFiles::SvgAndPng)
+    write_with(ctx, analysis, out, ReportKind::Single)
 }
 
-/// [`write`], with the choice of plot files.
-pub fn write_with(ctx: &Context, analysis: &Analysis, out: &Path, files: PlotFiles) -> Result<Vec<PathBuf>, ReportError> {
+/// [`write`], for a report of the given kind.
+pub fn write_with(ctx: &Context, analysis: &Analysis, out: &Path, kind: ReportKind) -> Result<Vec<PathBuf>, ReportError> {
     let run = ctx.run;
-    let figures = render_figures(ctx, analysis, files)?;
+    let figures = render_figures(ctx, analysis, kind)?;
     let plots = out.join("plots");
     std::fs::create_dir_all(&plots).map_err(|source| ReportError::Io { path: plots.clone(), source })?;
     let mut written = Vec::new();
@@ -82,6 +88,11 @@ pub fn write_with(ctx: &Context, analysis: &Analysis, out: &Path, files: PlotFil
     }
     put(out.join("report.json"), export::json::render(analysis)?.as_bytes())?;
     put(out.join("report.md"), export::markdown::render(run, analysis, &figures).as_bytes())?;
-    put(out.join("report.html"), export::html::render(run, analysis, &figures).as_bytes())?;
+    let stylesheet = format!("../../{AUDIT_STYLESHEET}");
+    let embedding = match kind {
+        ReportKind::Single => export::html::Embedding::SelfContained,
+        ReportKind::InAudit { .. } => export::html::Embedding::Linked { stylesheet: &stylesheet },
+    };
+    put(out.join("report.html"), export::html::render(run, analysis, &figures, embedding).as_bytes())?;
     Ok(written)
 }
