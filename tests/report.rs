@@ -105,3 +105,51 @@ fn long_runs_stay_small() {
     }
     assert!(out.join("report.html").metadata().unwrap().len() < 5 << 20);
 }
+
+/// A run whose one metrics line counts 7 million classes, with 2,000
+/// recorded layers: every figure draws a bounded number of marks, and the
+/// whole report folder stays under 10 MB (before bounding, the class plot
+/// alone was 600 MB, inlined once more into report.html).
+#[test]
+fn millions_of_classes_and_thousands_of_layers_stay_small() {
+    const CLASSES: usize = 7_000_000;
+    const LAYERS: usize = 2_000;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run");
+    std::fs::create_dir(&path).unwrap();
+    let layers: Vec<String> =
+        (0..LAYERS).map(|i| format!(r#"{{"name": "fc{i}", "type": "linear", "activation": "relu", "params": ["fc{i}.weight"]}}"#)).collect();
+    let meta = format!(
+        r#"{{"format": "postmortem-run/1", "status": "finished", "task": {{"type": "classification", "num_classes": {CLASSES}}}, "model": {{"layers": [{}]}}}}"#,
+        layers.join(",")
+    );
+    std::fs::write(path.join("run.json"), meta).unwrap();
+    let mut metrics = String::new();
+    for step in 0..50 {
+        metrics.push_str(&format!("{{\"step\":{step},\"loss\":{}}}\n", 15.0 - step as f64 * 0.1));
+    }
+    let counts: Vec<String> = (0..CLASSES).map(|c| ((c * 7919) % 1000).to_string()).collect();
+    metrics.push_str(&format!("{{\"step\":50,\"loss\":10,\"label_counts\":[{}],\"pred_counts\":[{}]}}\n", counts.join(","), counts.join(",")));
+    std::fs::write(path.join("metrics.jsonl"), metrics).unwrap();
+    let mut tensors = String::new();
+    for step in [0, 10] {
+        for i in 0..LAYERS {
+            let stats = r#""count": 4096, "mean": 0.1, "std": 0.05, "min": 0.0, "max": 0.4, "abs_mean": 0.1, "l2": 7.0, "zero_frac": 0.3, "nonfinite": 0"#;
+            tensors.push_str(&format!("{{\"step\": {step}, \"name\": \"fc{i}.weight\", \"kind\": \"weight\", {stats}}}\n"));
+            tensors.push_str(&format!("{{\"step\": {step}, \"name\": \"fc{i}\", \"kind\": \"activation\", {stats}, \"dead_frac\": 0.1}}\n"));
+        }
+    }
+    std::fs::write(path.join("tensors.jsonl"), tensors).unwrap();
+    let run = Run::load(&path).unwrap();
+    let ctx = Context::new(&run);
+    let analysis = analyze_in(&ctx, &Config::default());
+    let out = dir.path().join("report");
+    postmortem::report::write(&ctx, &analysis, &out).unwrap();
+    let written = files(&out);
+    let total: usize = written.iter().map(|(_, bytes)| bytes.len()).sum();
+    assert!(total < 10 << 20, "the report folder is {total} bytes: {:?}", written.iter().map(|(n, b)| (n, b.len())).collect::<Vec<_>>());
+    let classes = String::from_utf8(written.iter().find(|(n, _)| n == "plots/classes.svg").unwrap().1.clone()).unwrap();
+    assert!(classes.contains(&format!("the 29 largest of {CLASSES}, and the mean of the other {}", CLASSES - 29)), "the rest of the classes is one bar");
+    let weights = String::from_utf8(written.iter().find(|(n, _)| n == "plots/weights.svg").unwrap().1.clone()).unwrap();
+    assert!(weights.contains("fc0") && weights.len() < 1 << 20, "weights.svg is {} bytes", weights.len());
+}

@@ -7,10 +7,13 @@
 //! loader could read are named in a warning and left alone.
 
 pub mod hf_trainer;
+pub mod json_lines;
 mod histogram;
 pub mod keras_csv;
 pub mod lightning_csv;
+pub mod log_lines;
 pub mod mlflow;
+pub mod names;
 pub mod tensorboard;
 pub mod text_log;
 pub mod wandb;
@@ -46,6 +49,9 @@ pub enum SourceFormat {
     Tensorboard,
     /// A W&B run folder (`wandb/run-*/`, `wandb/offline-run-*/`) or its `run-<id>.wandb` log.
     Wandb,
+    /// A JSON-lines file of metrics (detectron2's `metrics.json`, MMEngine's
+    /// `scalars.json`, a loop's own `*.jsonl`).
+    JsonLines,
 }
 
 impl SourceFormat {
@@ -60,6 +66,7 @@ impl SourceFormat {
             SourceFormat::TextLog => "text-log",
             SourceFormat::Tensorboard => "tensorboard",
             SourceFormat::Wandb => "wandb",
+            SourceFormat::JsonLines => "json-lines",
         }
     }
 
@@ -74,6 +81,7 @@ impl SourceFormat {
             SourceFormat::TextLog => "text log",
             SourceFormat::Tensorboard => "TensorBoard",
             SourceFormat::Wandb => "W&B",
+            SourceFormat::JsonLines => "JSON lines",
         }
     }
 }
@@ -103,7 +111,7 @@ pub fn load(path: &Path, options: &ImportOptions) -> Result<Run, LoadError> {
         None if options.pattern.is_some() && path.is_file() => (SourceFormat::TextLog, path.to_path_buf()),
         None => detect(path)?,
     };
-    let single_fit = !matches!(format, SourceFormat::KerasCsv | SourceFormat::TextLog);
+    let single_fit = !matches!(format, SourceFormat::KerasCsv | SourceFormat::TextLog | SourceFormat::JsonLines);
     if let Some(n) = options.fit.filter(|&n| single_fit && n != 1) {
         return Err(LoadError::Import { path: at, message: format!("--fit {n}: a {} run holds 1 fit", format.tool()) });
     }
@@ -154,6 +162,7 @@ fn load_as(format: SourceFormat, at: &Path, options: &ImportOptions) -> Result<R
         SourceFormat::TextLog => text_log::load(at, options),
         SourceFormat::Tensorboard => tensorboard::load(at, options),
         SourceFormat::Wandb => wandb::load(at, options),
+        SourceFormat::JsonLines => json_lines::load(at, options),
     }
 }
 
@@ -324,7 +333,10 @@ pub fn detect_file(path: &Path) -> Option<SourceFormat> {
     let head = sniff(path)?;
     let trimmed = head.trim_start_matches('\u{feff}').trim_start();
     if trimmed.starts_with('{') {
-        return trimmed.contains("\"log_history\"").then_some(SourceFormat::HfTrainer);
+        if trimmed.contains("\"log_history\"") {
+            return Some(SourceFormat::HfTrainer);
+        }
+        return json_lines::looks_like(trimmed).then_some(SourceFormat::JsonLines);
     }
     if let Some(header) = csv_header(trimmed) {
         return Some(if header.iter().any(|c| c == "step") { SourceFormat::LightningCsv } else { SourceFormat::KerasCsv });
@@ -339,7 +351,8 @@ fn csv_header(text: &str) -> Option<Vec<String>> {
         return None;
     }
     let columns: Vec<String> = line.split(',').map(|c| c.trim().trim_matches('"').to_string()).collect();
-    let named = columns.iter().all(|c| c.parse::<f64>().is_err());
+    // A name, not a printed pair: `Epoch 1` or `loss 0.69` is a log line.
+    let named = columns.iter().all(|c| c.parse::<f64>().is_err() && !c.split_whitespace().any(|w| w.trim_end_matches('%').parse::<f64>().is_ok()));
     let training = columns.iter().any(|c| c.contains("loss") || c == "epoch" || c.contains("acc"));
     (named && training).then_some(columns)
 }
@@ -410,47 +423,17 @@ pub fn discovery_reads(path: &Path) -> bool {
 fn is_log_file_name(path: &Path) -> bool {
     let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
     let extension = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
-    matches!(extension, "safetensors" | "csv" | "log" | "txt" | "out" | "db" | "sqlite")
+    matches!(extension, "safetensors" | "csv" | "tsv" | "log" | "txt" | "out" | "db" | "sqlite" | "jsonl" | "json")
         || name == hf_trainer::STATE_FILE
         || tensorboard::is_event_file(path)
         || wandb::is_log_file(path)
 }
 
-/// The format's key for a metric name the tools share (Lightning, Keras,
-/// MLflow): given every name a source has, the one chosen for each key of
-/// docs/FORMAT.md. Names not chosen keep their own, unless that is a key
-/// already taken, which gets `_raw` added.
+/// The format's key for each metric name of a source, given every name it
+/// has, by the words of the names ([`names::choose`]). Names not chosen keep
+/// their own, unless that is a key already taken, which gets `_raw` added.
 pub fn standard_names<'a>(names: impl IntoIterator<Item = &'a str>) -> BTreeMap<String, String> {
-    const CANDIDATES: &[(&str, &[&str])] = &[
-        ("loss", &["train_loss_step", "train_loss", "loss", "train/loss", "training_loss"]),
-        ("accuracy", &["train_acc_step", "train_accuracy_step", "train_acc", "train_accuracy", "acc_step", "accuracy", "acc"]),
-        ("val_loss", &["val_loss", "val/loss", "valid_loss", "validation_loss", "val_loss_epoch", "eval_loss"]),
-        ("val_accuracy", &["val_acc", "val_accuracy", "val/acc", "val/accuracy", "valid_acc", "val_acc_epoch", "eval_accuracy"]),
-        ("lr", &["lr", "learning_rate", "lr-adam", "lr-adamw", "lr-sgd"]),
-        ("grad_norm", &["grad_norm", "gradient_norm", "grad_2.0_norm_total"]),
-        ("epoch", &["epoch"]),
-    ];
-    let names: Vec<&str> = names.into_iter().collect();
-    let mut mapping = BTreeMap::new();
-    let mut taken = std::collections::BTreeSet::new();
-    for (key, candidates) in CANDIDATES {
-        let chosen = candidates
-            .iter()
-            .find_map(|c| names.iter().find(|n| n.eq_ignore_ascii_case(c)))
-            // Lightning's LearningRateMonitor names a column after the optimizer.
-            .or_else(|| (*key == "lr").then(|| names.iter().find(|n| n.to_ascii_lowercase().starts_with("lr-"))).flatten());
-        if let Some(name) = chosen {
-            mapping.insert(name.to_string(), key.to_string());
-            taken.insert(*key);
-        }
-    }
-    for name in names {
-        if !mapping.contains_key(name) {
-            let own = if taken.contains(name) { format!("{name}_raw") } else { name.to_string() };
-            mapping.insert(name.to_string(), own);
-        }
-    }
-    mapping
+    names::choose(names).mapping
 }
 
 /// The metrics with some names replaced (`[metrics]` of postmortem.toml).

@@ -43,9 +43,10 @@ enum Line {
 }
 
 /// Whether the first bytes of a file read as a training log: at least two
-/// lines that a preset reads.
+/// lines that a preset reads, or lines the general grammar reads
+/// ([`super::log_lines`]).
 pub fn looks_like_a_log(head: &str) -> bool {
-    head.lines().filter(|line| read_line(line, None).is_some()).take(2).count() == 2
+    head.lines().filter(|line| read_line(line, None).is_some()).take(2).count() == 2 || super::log_lines::looks_like_a_log(head)
 }
 
 fn number(text: &str) -> Option<f64> {
@@ -162,9 +163,36 @@ pub fn load(path: &Path, options: &ImportOptions) -> Result<Run, LoadError> {
         }
     }
     let mut warnings: Vec<Warning> = Vec::new();
+    // No preset read the log: the general grammar does.
+    if pattern.is_none() && fits.iter().all(|f| f.points.is_empty()) {
+        let reading = super::log_lines::read_log(&text);
+        if reading.fits.iter().all(|f| f.points.is_empty()) {
+            return Err(nothing_read(path, reading.sample));
+        }
+        fits = reading.fits;
+    }
     let mut fit = choose_fit(fits, options, path, &mut warnings)?;
     fit.points.standardize_names();
     metrics_run(path, SourceFormat::TextLog, RunMeta::new(name_of(path)), fit.points, warnings)
+}
+
+/// The error for a log nothing could read: a line that looked like metrics
+/// and what the grammar made of it, and how to say more.
+fn nothing_read(path: &Path, sample: Option<(usize, String, super::log_lines::ReadLine)>) -> LoadError {
+    let hint = "--pattern 'REGEX' reads other shapes (a named group `step` and one per metric)";
+    let message = match sample {
+        Some((line, text, read)) => {
+            let pairs: Vec<String> = read.values.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let step = read.step.map_or("no step".to_string(), |s| format!("step {}", s.1));
+            format!(
+                "no metric line printed at least {} times; line {line} ({text:?}) reads as {step} and {}; {hint}",
+                super::log_lines::MIN_REPEATS,
+                pairs.join(", ")
+            )
+        }
+        None => format!("no line with a metric value (a loss, accuracy, learning rate or gradient norm); {hint}"),
+    };
+    LoadError::NothingReadable { path: path.to_path_buf(), reasons: vec![message] }
 }
 
 /// The highest step of a fit so far.

@@ -348,11 +348,13 @@ fn class_counts(ctx: &Context) -> Figure {
     let pred_share = |c: usize| preds[c] as f64 / pred_total;
     let shown = largest_classes(labels.len(), |c| label_share(c).max(pred_share(c)), MAX_CLASSES_SHOWN);
     let rest = labels.len() - shown.len();
+    // The rest as the mean share of a class among them, on the scale of the
+    // others: their sum would dwarf every class shown.
     let bars = |share: &dyn Fn(usize) -> f64| -> Vec<(f64, f64)> {
         let mut bars: Vec<(f64, f64)> = shown.iter().enumerate().map(|(i, &c)| (i as f64, share(c))).collect();
         if rest > 0 {
             let kept: f64 = shown.iter().map(|&c| share(c)).sum();
-            bars.push((shown.len() as f64, (1.0 - kept).max(0.0)));
+            bars.push((shown.len() as f64, (1.0 - kept).max(0.0) / rest as f64));
         }
         bars
     };
@@ -361,11 +363,13 @@ fn class_counts(ctx: &Context) -> Figure {
         series.push(Series { name: "predictions".into(), points: bars(&pred_share) });
     }
     let mut names: Vec<String> = shown.iter().map(|c| c.to_string()).collect();
+    let mut chart_title = title.to_string();
     if rest > 0 {
-        names.push(format!("{rest} others"));
+        names.push("rest".into());
+        chart_title = format!("{title}: the {} largest of {}, and the mean of the other {rest}", shown.len(), labels.len());
     }
     let categories = Some(names);
-    drawn(id, title, section, Chart { title: title.into(), x_label: "class".into(), y_label: "share".into(), series, categories, bars: true, ..Default::default() })
+    drawn(id, title, section, Chart { title: chart_title, x_label: "class".into(), y_label: "share".into(), series, categories, bars: true, ..Default::default() })
 }
 
 /// The classes to draw, in class order: all `count` when there are at most
