@@ -44,6 +44,7 @@ pub const EXIT_ERROR: u8 = 2;
         postmortem analyze s3://bucket/runs/mlp-3          (credentials from AWS_* variables)\n  \
         postmortem audit s3://bucket/runs --out audits/today\n  \
         postmortem convert training.log --out runs/converted\n  \
+        postmortem inspect train.log                       (how a log is read: formats, series, roles)\n  \
         postmortem analyze runs/mlp-3 --ignore untapped-pretrained-weights --set loss-diverging.factor=3\n  \
         postmortem rules\n  postmortem explain dead-relus\n\n\
         Exit codes: 0 nothing at or above --fail-on, 1 findings at or above it, 2 the input could not be analyzed."
@@ -59,6 +60,10 @@ pub enum Command {
     Analyze(AnalyzeArgs),
     /// Analyze every run under an archive folder, in parallel, and rank them.
     Audit(AuditArgs),
+    /// Show how a path is read, before any verdict: the format, each series
+    /// with its role (training loss, validation loss, ...), its points and
+    /// values, the hyperparameters, and what the rules would still need.
+    Inspect(InspectArgs),
     /// List the rules, one line each.
     Rules {
         #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -113,6 +118,20 @@ pub struct ConvertArgs {
     pub input: SourceArgs,
     /// A configuration file: its [metrics] table renames metrics, its
     /// [histograms] table names histogram tags no convention covers.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InspectArgs {
+    /// A run or log of any supported format (see `analyze --help`).
+    pub path: PathBuf,
+    #[command(flatten)]
+    pub input: SourceArgs,
+    /// Text for a person, or one JSON object for a script.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// A configuration file: its [metrics] table renames metrics.
     #[arg(long)]
     pub config: Option<PathBuf>,
 }
@@ -260,6 +279,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Analyze(args) => analyze(&args),
         Command::Audit(args) => audit(&args),
         Command::Convert(args) => convert(&args),
+        Command::Inspect(args) => inspect(&args),
         Command::Rules { format } => list_rules(format),
         Command::Explain { rule } => explain(&rule),
     };
@@ -610,6 +630,27 @@ fn audit_exit(result: &crate::audit::Audit, fail_on: FailOn) -> u8 {
     } else {
         EXIT_OK
     }
+}
+
+fn inspect(args: &InspectArgs) -> Result<u8, CliError> {
+    let config = config_file(args.config.as_deref())?;
+    let options = args.input.options(&config);
+    let (format, detected) = match options.from {
+        Some(format) => (format, "named by --from".to_string()),
+        None => {
+            let (format, at) = import::detect(&args.path)?;
+            let why = if at == args.path { "detected".to_string() } else { format!("detected at {}", at.display()) };
+            (format, why)
+        }
+    };
+    let run = import::load(&args.path, &options)?;
+    let analysis = analysis::analyze(&run, &config);
+    let inspection = crate::inspect::Inspection::of(&run, format, detected, &analysis);
+    match args.format {
+        Format::Text => print!("{}", inspection.to_text()),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&inspection)?),
+    }
+    Ok(EXIT_OK)
 }
 
 fn convert(args: &ConvertArgs) -> Result<u8, CliError> {

@@ -12,6 +12,7 @@ pub mod context;
 pub mod error;
 pub mod export;
 pub mod import;
+pub mod inspect;
 pub mod jsonl;
 pub mod report;
 pub mod rules;

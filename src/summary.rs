@@ -46,6 +46,14 @@ pub struct MetricInfo {
     pub nonfinite: usize,
     /// The last finite value.
     pub last: Option<f64>,
+    /// What the series was read as (`training loss`, `loss component`),
+    /// for the series the rules read by role.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<&'static str>,
+    /// The name the source gave the series, where it was stored under a key
+    /// of docs/FORMAT.md (`Loss/Train_Epoch` for `loss`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -74,11 +82,12 @@ impl Summary {
             .into_iter()
             .map(|name| {
                 let facts = run.metrics.facts(&name).unwrap_or_default();
-                MetricInfo { count: facts.count, nonfinite: facts.nonfinite, last: facts.last_finite, name }
+                let (role, source_name) = (crate::import::names::role_of(&name), run.metrics.origins.get(&name).cloned());
+                MetricInfo { count: facts.count, nonfinite: facts.nonfinite, last: facts.last_finite, role, source_name, name }
             })
             .collect();
         for (name, series) in &run.metrics.counts {
-            metrics.push(MetricInfo { name: name.clone(), count: series.len(), nonfinite: 0, last: None });
+            metrics.push(MetricInfo { name: name.clone(), count: series.len(), nonfinite: 0, last: None, role: None, source_name: None });
         }
         let mut kinds = BTreeMap::new();
         for record in &run.tensors {

@@ -120,7 +120,7 @@ impl Chart {
             let root = SVGBackend::with_string(&mut text, (WIDTH, HEIGHT)).into_drawing_area();
             self.draw(&root).map_err(|e| format!("drawing {:?}: {e}", self.title))?;
         }
-        Ok(text)
+        Ok(compact_svg(&text))
     }
 
     pub fn to_png(&self) -> Result<Vec<u8>, String> {
@@ -172,7 +172,10 @@ impl Chart {
             .axis_desc_style((FAMILY, 13))
             .y_label_formatter(&y_format)
             .x_label_formatter(&x_format)
-            .light_line_style(RGBColor(235, 235, 235));
+            // The major grid alone: the minor lines were half of every SVG's
+            // bytes (an audit writes tens of thousands of them) and add
+            // little to a curve's reading.
+            .max_light_lines(0);
         if let Some(names) = &self.categories {
             mesh.x_labels(names.len().min(16));
         }
@@ -329,5 +332,58 @@ mod tests {
         assert_eq!(&png[1..4], b"PNG");
         assert_eq!(chart.to_png().unwrap(), png);
         assert_eq!(chart.to_svg().unwrap(), svg);
+    }
+}
+
+/// plotters' SVG, smaller and drawn the same: the default opacity it writes
+/// on every element goes, and its tick marks (one two-point polyline each,
+/// most of a chart's elements) become one path per style.
+fn compact_svg(text: &str) -> String {
+    let text = text.replace(" opacity=\"1\"", "");
+    let mut out = String::with_capacity(text.len());
+    // Tick marks by their style attributes, in the order first seen.
+    let mut ticks: Vec<(String, String)> = Vec::new();
+    let mut placed: Vec<usize> = Vec::new();
+    for line in text.lines() {
+        let segment = line
+            .strip_prefix("<polyline ")
+            .and_then(|rest| rest.strip_suffix(" \"/>"))
+            .and_then(|rest| rest.split_once(" points=\""))
+            .and_then(|(style, points)| {
+                let mut pairs = points.split(' ');
+                let (a, b) = (pairs.next()?, pairs.next()?);
+                pairs.next().is_none().then(|| (style.to_string(), format!("M{}L{}", a.replace(',', " "), b.replace(',', " "))))
+            });
+        match segment {
+            Some((style, path)) => match ticks.iter_mut().find(|(s, _)| *s == style) {
+                Some((_, d)) => d.push_str(&path),
+                None => {
+                    // The path takes the place of the first mark of its style.
+                    placed.push(out.len());
+                    ticks.push((style, path));
+                }
+            },
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    for ((style, d), at) in ticks.into_iter().zip(placed).rev() {
+        out.insert_str(at, &format!("<path {style} d=\"{d}\"/>\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod compact_tests {
+    #[test]
+    fn tick_marks_become_one_path_in_place() {
+        let svg = "<svg>\n<rect opacity=\"1\" x=\"0\"/>\n<polyline fill=\"none\" stroke=\"#000000\" stroke-width=\"1\" points=\"78,337 83,337 \"/>\n<text>a</text>\n<polyline fill=\"none\" stroke=\"#000000\" stroke-width=\"1\" points=\"78,269 83,269 \"/>\n<polyline fill=\"none\" stroke=\"#1F77B4\" stroke-width=\"2\" points=\"1,2 3,4 5,6 \"/>\n</svg>\n";
+        let compact = super::compact_svg(svg);
+        assert_eq!(
+            compact,
+            "<svg>\n<rect x=\"0\"/>\n<path fill=\"none\" stroke=\"#000000\" stroke-width=\"1\" d=\"M78 337L83 337M78 269L83 269\"/>\n<text>a</text>\n<polyline fill=\"none\" stroke=\"#1F77B4\" stroke-width=\"2\" points=\"1,2 3,4 5,6 \"/>\n</svg>\n"
+        );
     }
 }

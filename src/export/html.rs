@@ -68,7 +68,7 @@ pub fn render(run: &Run, analysis: &Analysis, figures: &[DrawnFigure], embedding
     let body = html! {
             (verdict(run, analysis, &name))
             (input_warnings(analysis))
-            (checklist(analysis))
+            (checklist(analysis, embedding))
             (findings(analysis, figures, embedding))
             (plots(figures, embedding))
             (metadata(run, analysis))
@@ -164,7 +164,7 @@ fn input_warnings(analysis: &Analysis) -> Markup {
 
 /// Every checklist item with its status, by section, each linking to its
 /// finding (fired) or its reason (passed, skipped).
-fn checklist(analysis: &Analysis) -> Markup {
+fn checklist(analysis: &Analysis, embedding: Embedding) -> Markup {
     let sections = [Section::Data, Section::Model, Section::Loss, Section::Activations, Section::Gradients, Section::Weights];
     html! {
         h2 id="checklist" { "The checklist" }
@@ -183,7 +183,9 @@ fn checklist(analysis: &Analysis) -> Markup {
                         @for r in results {
                             @let item = rules::find(r.rule).map(|rule| rule.meta().checklist_item).unwrap_or_default();
                             @let (mark, target) = status_mark(r, analysis);
-                            @let tip = format!("{item}: {mark}{}", r.reason.as_deref().map(|why| format!(" ({why})")).unwrap_or_default());
+                            // An audit's report leaves the reason to the row the chip links to.
+                            @let reason = r.reason.as_deref().filter(|_| embedding == Embedding::SelfContained);
+                            @let tip = format!("{item}: {mark}{}", reason.map(|why| format!(" ({why})")).unwrap_or_default());
                             a class={ "chip m-" (mark) } href=(target) title=(tip) { (r.rule) }
                         }
                     }
@@ -279,7 +281,7 @@ fn plots(figures: &[DrawnFigure], embedding: Embedding) -> Markup {
                             figcaption { (f.title) " (" (f.file().unwrap_or_default()) ")" }
                         }
                     }
-                    None => p.missing id={ "fig-" (f.id) } { (f.title) ": not recorded; " (f.missing) "." },
+                    None => p.missing id={ "fig-" (f.id) } { (f.title) ": " (f.missing) "." },
                 }
             }
         }
@@ -328,9 +330,13 @@ fn metadata(run: &Run, analysis: &Analysis) -> Markup {
         h3 { "Metrics" }
         div.scroll {
             table {
-                tr { th { "metric" } th { "values" } th { "non-finite" } th { "last finite" } }
+                tr { th { "metric" } th { "read as" } th { "values" } th { "non-finite" } th { "last finite" } }
                 @for m in &analysis.run.metrics {
-                    tr { td { (m.name) } td { (m.count) } td { (m.nonfinite) } td { (m.last.map(format_number).unwrap_or_default()) } }
+                    tr {
+                        td { (m.name) }
+                        td { (m.role.unwrap_or_default()) @if let Some(source) = &m.source_name { " (from " code { (source) } ")" } }
+                        td { (m.count) } td { (m.nonfinite) } td { (m.last.map(format_number).unwrap_or_default()) }
+                    }
                 }
             }
         }

@@ -25,6 +25,15 @@ pub fn render(analysis: &Analysis) -> String {
         run.tensors.records,
         run.checkpoints.len()
     );
+    // What was read as what, where the source named it otherwise.
+    let read_as: Vec<String> = run
+        .metrics
+        .iter()
+        .filter_map(|m| Some(format!("{} `{}`", m.role?, m.source_name.as_deref()?)))
+        .collect();
+    if !read_as.is_empty() {
+        let _ = writeln!(out, "read as: {}", read_as.join(", "));
+    }
     let v = &analysis.verdict;
     let verdict = if analysis.findings.is_empty() {
         "no problems found".to_string()

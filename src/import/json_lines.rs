@@ -103,7 +103,7 @@ fn mend(text: &str) -> String {
 /// How well a key names the step: lower is better, `None` for no step.
 pub(crate) fn step_rank(key: &str) -> Option<u8> {
     let words = super::names::words(key);
-    let core: Vec<&str> = words.iter().map(String::as_str).filter(|w| !["global", "train", "training", "current", "cur"].contains(w)).collect();
+    let core: Vec<&str> = words.iter().map(String::as_str).filter(|w| !["global", "train", "training", "test", "val", "valid", "eval", "current", "cur"].contains(w)).collect();
     match core.as_slice() {
         ["step" | "steps"] => Some(0),
         ["iteration" | "iter" | "it" | "iters"] => Some(1),

@@ -3,7 +3,7 @@
 //! appends each fit to the same file: the epoch starting again begins a new
 //! fit, and each fit is a run of its own.
 
-use super::{choose_fit, metrics_run, name_of, read_csv, standard_names, Fit, ImportOptions, SourceFormat};
+use super::{choose_fit, metrics_run, name_of, read_csv, Fit, ImportOptions, SourceFormat};
 use crate::error::LoadError;
 use crate::run::Run;
 use postmortem_recorder::{Framework, RunMeta};
@@ -14,8 +14,8 @@ pub fn load(path: &Path, options: &ImportOptions) -> Result<Run, LoadError> {
     let mut warnings = Vec::new();
     csv.warn(path, &mut warnings);
     let epoch_column = csv.header.iter().position(|h| h.eq_ignore_ascii_case("epoch"));
-    let names = standard_names(csv.header.iter().map(String::as_str));
-    let targets: Vec<Option<&String>> = csv.header.iter().map(|h| names.get(h)).collect();
+    // Names are read by their words once the fit is chosen.
+    let targets: Vec<Option<&String>> = csv.header.iter().enumerate().map(|(i, h)| (Some(i) != epoch_column).then_some(h)).collect();
     let mut fits: Vec<Fit> = Vec::new();
     let mut previous_epoch: Option<u64> = None;
     for (row, (line, values)) in csv.rows.iter().enumerate() {
@@ -38,7 +38,8 @@ pub fn load(path: &Path, options: &ImportOptions) -> Result<Run, LoadError> {
             }
         }
     }
-    let fit = choose_fit(fits, options, path, &mut warnings)?;
+    let mut fit = choose_fit(fits, options, path, &mut warnings)?;
+    fit.points.standardize_names();
     let mut meta = RunMeta::new(name_of(path));
     meta.framework = Some(Framework { name: Some("keras".into()), ..Default::default() });
     metrics_run(path, SourceFormat::KerasCsv, meta, fit.points, warnings)

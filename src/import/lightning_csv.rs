@@ -3,7 +3,7 @@
 //! and epoch or validation rows (`train_loss_epoch`, `val_loss`) interleave,
 //! each with the cells of the others empty; every row has the global `step`.
 
-use super::{hyperparameters, mark_imported, name_of, name_within, standard_names, ImportOptions, SourceFormat};
+use super::{hyperparameters, mark_imported, name_of, name_within, ImportOptions, SourceFormat};
 use crate::error::{LoadError, Warning};
 use crate::run::Run;
 use postmortem_recorder::{Framework, RunMeta};
@@ -24,10 +24,11 @@ pub fn load(path: &Path, _options: &ImportOptions) -> Result<Run, LoadError> {
     let Some(step_column) = header.iter().position(|h| h == "step") else {
         return Err(LoadError::Import { path: file, message: "no \"step\" column: not a Lightning CSVLogger file (--from keras-csv reads per-epoch CSVs)".into() });
     };
-    let mapping = standard_names(header.iter().enumerate().filter(|(i, _)| *i != step_column).map(|(_, h)| h.as_str()));
-    let names: Vec<Option<String>> = header.iter().enumerate().map(|(i, h)| if i == step_column { None } else { mapping.get(h).cloned() }).collect();
-    let mut warnings = Vec::new();
-    let metrics = crate::run::metrics::load_csv(&file, step_column, &names, &mut warnings)?;
+    let choice = super::names::choose(header.iter().enumerate().filter(|(i, _)| *i != step_column).map(|(_, h)| h.as_str()));
+    let names: Vec<Option<String>> = header.iter().enumerate().map(|(i, h)| if i == step_column { None } else { choice.mapping.get(h).cloned() }).collect();
+    let mut warnings: Vec<Warning> = choice.notes.iter().map(|note| Warning::new(&file, None, format!("read as: {note}"))).collect();
+    let mut metrics = crate::run::metrics::load_csv(&file, step_column, &names, &mut warnings)?;
+    metrics.origins = choice.origins();
     let mut meta = RunMeta::new(run_name(&dir, &file));
     meta.framework = Some(Framework { name: Some("lightning".into()), ..Default::default() });
     read_hparams(&dir.join(HPARAMS_FILE), &mut meta, &mut warnings);
@@ -48,7 +49,7 @@ fn run_name(dir: &Path, file: &Path) -> String {
 
 /// Learning rate, batch size and epochs from `hparams.yaml`, where the
 /// model's `save_hyperparameters()` wrote them under common names.
-fn read_hparams(path: &Path, meta: &mut RunMeta, warnings: &mut Vec<Warning>) {
+pub(crate) fn read_hparams(path: &Path, meta: &mut RunMeta, warnings: &mut Vec<Warning>) {
     let Ok(text) = std::fs::read_to_string(path) else { return };
     let docs = match yaml_rust2::YamlLoader::load_from_str(&text) {
         Ok(docs) => docs,

@@ -213,9 +213,13 @@ pub(crate) fn read_log(text: &str) -> Reading {
                 step
             }
             Some(_) => last.unwrap_or(0),
-            None => match current {
-                Some(step) => step,
-                None => {
+            // No step on the line: the header's, else the latest step of a log
+            // that names steps (a test line after its epoch's train line),
+            // else a count of the metric lines.
+            None => match (current, axis) {
+                (Some(step), _) => step,
+                (None, Some(_)) => last.unwrap_or(0),
+                (None, None) => {
                     counter += 1;
                     counter - 1
                 }

@@ -6,6 +6,7 @@
 //! Nothing here writes, and nothing is unpickled: files that only a pickle
 //! loader could read are named in a warning and left alone.
 
+pub mod dvclive;
 pub mod hf_trainer;
 pub mod json_lines;
 mod histogram;
@@ -49,6 +50,8 @@ pub enum SourceFormat {
     Tensorboard,
     /// A W&B run folder (`wandb/run-*/`, `wandb/offline-run-*/`) or its `run-<id>.wandb` log.
     Wandb,
+    /// DVCLive's output folder (`dvclive/plots/metrics/**.tsv`).
+    Dvclive,
     /// A JSON-lines file of metrics (detectron2's `metrics.json`, MMEngine's
     /// `scalars.json`, a loop's own `*.jsonl`).
     JsonLines,
@@ -67,6 +70,7 @@ impl SourceFormat {
             SourceFormat::Tensorboard => "tensorboard",
             SourceFormat::Wandb => "wandb",
             SourceFormat::JsonLines => "json-lines",
+            SourceFormat::Dvclive => "dvclive",
         }
     }
 
@@ -82,6 +86,7 @@ impl SourceFormat {
             SourceFormat::Tensorboard => "TensorBoard",
             SourceFormat::Wandb => "W&B",
             SourceFormat::JsonLines => "JSON lines",
+            SourceFormat::Dvclive => "DVCLive",
         }
     }
 }
@@ -134,10 +139,47 @@ pub fn load(path: &Path, options: &ImportOptions) -> Result<Run, LoadError> {
         },
         loaded => loaded?,
     };
+    sum_components(&mut run);
     if !options.rename.is_empty() {
         run.metrics = rename_metrics(&run.metrics, &options.rename);
     }
     Ok(run)
+}
+
+/// A log of loss components and no total (YOLO's `train/box_loss`,
+/// `train/cls_loss`, ...): their sum, as the tool itself prints it, is the
+/// training (or validation) loss the rules read; the components stay.
+fn sum_components(run: &mut Run) {
+    let names = run.metrics.names();
+    let mut added: Vec<(String, Vec<(u64, f64)>, String)> = Vec::new();
+    for (key, role) in [("loss", "loss component"), ("val_loss", "validation loss component")] {
+        if names.iter().any(|n| n == key) {
+            continue;
+        }
+        let parts: Vec<&String> = names.iter().filter(|n| names::role_of(n) == Some(role)).collect();
+        let series: Vec<Vec<(u64, f64)>> = parts.iter().filter_map(|n| run.metrics.series(n)).collect();
+        // Only where every component has a value at the same steps.
+        let same_steps = series.windows(2).all(|w| w[0].len() == w[1].len() && w[0].iter().zip(&w[1]).all(|(a, b)| a.0 == b.0));
+        if parts.len() < 2 || !same_steps || series.first().is_none_or(|s| s.is_empty()) {
+            continue;
+        }
+        let sum: Vec<(u64, f64)> = (0..series[0].len()).map(|i| (series[0][i].0, series.iter().map(|s| s[i].1).sum())).collect();
+        let origin = format!("the sum of {}", parts.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(" + "));
+        added.push((key.to_string(), sum, origin));
+    }
+    if added.is_empty() {
+        return;
+    }
+    let mut series: Vec<(String, Vec<(u64, f64)>)> = names.iter().filter_map(|n| Some((n.clone(), run.metrics.series(n)?))).collect();
+    let mut origins = run.metrics.origins.clone();
+    for (key, sum, origin) in added {
+        run.warnings.push(Warning::new(&run.source, None, format!("read as: {key} is {origin} (no total was logged)")));
+        origins.insert(key.clone(), origin);
+        series.push((key, sum));
+    }
+    let counts = std::mem::take(&mut run.metrics.counts);
+    run.metrics = MetricsTable::from_owned_series(series, counts);
+    run.metrics.origins = origins;
 }
 
 /// A loaded run that holds no metrics, tensor statistics or checkpoints
@@ -163,6 +205,7 @@ fn load_as(format: SourceFormat, at: &Path, options: &ImportOptions) -> Result<R
         SourceFormat::Tensorboard => tensorboard::load(at, options),
         SourceFormat::Wandb => wandb::load(at, options),
         SourceFormat::JsonLines => json_lines::load(at, options),
+        SourceFormat::Dvclive => dvclive::load(at, options),
     }
 }
 
@@ -179,7 +222,7 @@ pub(crate) fn read_full(reader: &mut impl Read, buffer: &mut [u8]) -> std::io::R
 }
 
 /// The bytes of a file read to tell formats apart.
-const SNIFF_BYTES: u64 = 64 * 1024;
+const SNIFF_BYTES: u64 = 256 * 1024;
 
 /// Reads the first bytes of a file, for detection.
 fn sniff(path: &Path) -> Option<String> {
@@ -302,6 +345,9 @@ pub fn run_folder_format(dir: &Path) -> Option<SourceFormat> {
     if wandb::is_run_dir(dir) {
         return Some(SourceFormat::Wandb);
     }
+    if dvclive::is_run_dir(dir) {
+        return Some(SourceFormat::Dvclive);
+    }
     let metrics_csv = dir.join(lightning_csv::METRICS_CSV);
     if metrics_csv.is_file() {
         return detect_file(&metrics_csv);
@@ -351,8 +397,11 @@ fn csv_header(text: &str) -> Option<Vec<String>> {
         return None;
     }
     let columns: Vec<String> = line.split(',').map(|c| c.trim().trim_matches('"').to_string()).collect();
-    // A name, not a printed pair: `Epoch 1` or `loss 0.69` is a log line.
-    let named = columns.iter().all(|c| c.parse::<f64>().is_err() && !c.split_whitespace().any(|w| w.trim_end_matches('%').parse::<f64>().is_ok()));
+    // A name, not a printed pair: `Epoch 1`, `loss 0.69` or `lr=0.1` is a
+    // log line.
+    let named = columns
+        .iter()
+        .all(|c| c.parse::<f64>().is_err() && !c.contains('=') && !c.split_whitespace().any(|w| w.trim_end_matches('%').parse::<f64>().is_ok()));
     let training = columns.iter().any(|c| c.contains("loss") || c == "epoch" || c.contains("acc"));
     (named && training).then_some(columns)
 }
@@ -429,13 +478,6 @@ fn is_log_file_name(path: &Path) -> bool {
         || wandb::is_log_file(path)
 }
 
-/// The format's key for each metric name of a source, given every name it
-/// has, by the words of the names ([`names::choose`]). Names not chosen keep
-/// their own, unless that is a key already taken, which gets `_raw` added.
-pub fn standard_names<'a>(names: impl IntoIterator<Item = &'a str>) -> BTreeMap<String, String> {
-    names::choose(names).mapping
-}
-
 /// The metrics with some names replaced (`[metrics]` of postmortem.toml).
 fn rename_metrics(table: &MetricsTable, rename: &BTreeMap<String, String>) -> MetricsTable {
     let names = table.names();
@@ -456,7 +498,12 @@ fn rename_metrics(table: &MetricsTable, rename: &BTreeMap<String, String>) -> Me
         }
         chosen.insert(name, points);
     }
-    MetricsTable::from_owned_series(chosen.into_iter().collect(), table.counts.clone())
+    let mut renamed = MetricsTable::from_owned_series(chosen.into_iter().collect(), table.counts.clone());
+    renamed.origins = table.origins.iter().filter(|(key, _)| !rename.contains_key(*key)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    for (from, to) in rename {
+        renamed.origins.insert(to.clone(), table.origins.get(from).unwrap_or(from).clone());
+    }
+    renamed
 }
 
 pub(crate) use crate::run::metrics::whole_number as whole;
@@ -477,6 +524,9 @@ pub(crate) struct Points {
     /// Steps where the log went back, in order.
     pub restarts: Vec<u64>,
     pub entries: usize,
+    /// What [`Points::standardize_names`] read as what.
+    origins: BTreeMap<String, String>,
+    notes: Vec<String>,
 }
 
 impl Points {
@@ -532,10 +582,13 @@ impl Points {
         self.last_step
     }
 
-    /// Renames the series to the format's keys ([`standard_names`]).
+    /// Renames the series to the format's keys by the words of their names
+    /// ([`names::choose`]), keeping what was read as what.
     pub fn standardize_names(&mut self) {
-        let mapping = standard_names(self.series.iter().map(|(n, _)| n.as_str()));
-        self.rename(&mapping);
+        let choice = names::choose(self.series.iter().map(|(n, _)| n.as_str()));
+        self.origins = choice.origins();
+        self.notes = choice.notes.clone();
+        self.rename(&choice.mapping);
     }
 
     /// Renames series; names not in `mapping` stay.
@@ -563,7 +616,12 @@ impl Points {
                 ),
             ));
         }
-        MetricsTable::from_owned_series(self.series.into_iter().filter(|(_, p)| !p.is_empty()).collect(), BTreeMap::new())
+        for note in self.notes {
+            warnings.push(Warning::new(file, None, format!("read as: {note}")));
+        }
+        let mut table = MetricsTable::from_owned_series(self.series.into_iter().filter(|(_, p)| !p.is_empty()).collect(), BTreeMap::new());
+        table.origins = self.origins;
+        table
     }
 }
 

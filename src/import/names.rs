@@ -173,6 +173,27 @@ pub struct NameChoice {
     pub notes: Vec<String>,
 }
 
+impl NameChoice {
+    /// For each key of docs/FORMAT.md a series was stored under, the name
+    /// the source gave it (where the two differ).
+    pub fn origins(&self) -> BTreeMap<String, String> {
+        self.mapping.iter().filter(|(name, key)| name != key && KEYS.iter().any(|k| k.key == key.as_str())).map(|(n, k)| (k.clone(), n.clone())).collect()
+    }
+}
+
+/// What a stored series is, in a user's words: `training loss` for `loss`,
+/// `loss component` for a qualified loss (`box_loss`), none for the rest.
+pub fn role_of(stored: &str) -> Option<&'static str> {
+    if let Some(key) = KEYS.iter().find(|k| k.key == stored) {
+        return Some(key.what);
+    }
+    let roles = roles(stored);
+    (is_component(&roles) && roles.split != Split::Test).then_some(match roles.split {
+        Split::Validation => "validation loss component",
+        _ => "loss component",
+    })
+}
+
 /// A key of docs/FORMAT.md and what a series needs to be it.
 struct Key {
     key: &'static str,

@@ -18,7 +18,7 @@ pub struct Figure {
     pub title: &'static str,
     pub section: Section,
     pub chart: Option<Chart>,
-    /// When `chart` is `None`: what to record so that it can be drawn.
+    /// When `chart` is `None`: why, and what to record so that it can be drawn.
     pub missing: String,
 }
 
@@ -27,7 +27,7 @@ fn drawn(id: &'static str, title: &'static str, section: Section, chart: Chart) 
 }
 
 fn missing(id: &'static str, title: &'static str, section: Section, what: &str) -> Figure {
-    Figure { id, title, section, chart: None, missing: what.to_string() }
+    Figure { id, title, section, chart: None, missing: format!("not recorded; {what}") }
 }
 
 /// Every figure, in report order, built in parallel: each reads its series

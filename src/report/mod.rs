@@ -40,9 +40,16 @@ pub enum ReportError {
 /// Draws every figure of a run.
 pub fn render_figures(ctx: &Context, analysis: &Analysis, kind: ReportKind) -> Result<Vec<DrawnFigure>, ReportError> {
     use rayon::prelude::*;
+    // An audit's report draws the loss and what shows a finding: the rest
+    // of an audit's tens of thousands of plots would go unread.
+    let shows_a_finding = |id: &str| id == "loss" || analysis.findings.iter().any(|f| figures::figure_for(f.rule) == Some(id));
     figures::all(ctx, analysis)
         .into_par_iter()
-        .map(|f| {
+        .map(|mut f| {
+            if matches!(kind, ReportKind::InAudit { .. }) && f.chart.is_some() && !shows_a_finding(f.id) {
+                f.chart = None;
+                f.missing = "drawn in an audit's report only when a finding needs it; `postmortem analyze RUN --out DIR` draws it".into();
+            }
             let (svg, png) = match &f.chart {
                 Some(chart) => {
                     let png = match kind {

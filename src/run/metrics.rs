@@ -41,6 +41,9 @@ pub struct MetricsTable {
     pub counts: BTreeMap<String, Vec<(u64, Vec<u64>)>>,
     /// The step column, kept as a plain vector: every series is read against it.
     steps: Vec<u64>,
+    /// For a series an importer stored under a key of docs/FORMAT.md, the
+    /// name the source gave it (`loss` from `Loss/Train_Epoch`).
+    pub origins: BTreeMap<String, String>,
 }
 
 impl MetricsTable {
@@ -96,7 +99,7 @@ impl MetricsTable {
             Ok(steps) => steps.iter().flatten().collect(),
             Err(_) => Vec::new(),
         };
-        MetricsTable { frame, sparse, counts, steps }
+        MetricsTable { frame, sparse, counts, steps, origins: BTreeMap::new() }
     }
 
     pub fn rows(&self) -> usize {
