@@ -139,11 +139,28 @@ pub fn load(path: &Path, options: &ImportOptions) -> Result<Run, LoadError> {
         },
         loaded => loaded?,
     };
+    if format == SourceFormat::Native {
+        read_roles(&mut run);
+    }
     sum_components(&mut run);
     if !options.rename.is_empty() {
         run.metrics = rename_metrics(&run.metrics, &options.rename);
     }
     Ok(run)
+}
+
+/// A native run's metrics outside docs/FORMAT.md's keys, read by their
+/// words as the importers read theirs: a `metrics.jsonl` whose loss is
+/// `train_loss_nats_per_byte` and has no `loss` gets it read as `loss`.
+/// Keys the run already has are left alone.
+fn read_roles(run: &mut Run) {
+    let names = run.metrics.names();
+    let choice = names::choose(names.iter().map(String::as_str));
+    for (key, source) in choice.origins() {
+        if !names.contains(&key) && run.metrics.rename_series(&source, &key) {
+            run.metrics.origins.insert(key, source);
+        }
+    }
 }
 
 /// A log of loss components and no total (YOLO's `train/box_loss`,

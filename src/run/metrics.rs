@@ -102,6 +102,20 @@ impl MetricsTable {
         MetricsTable { frame, sparse, counts, steps, origins: BTreeMap::new() }
     }
 
+    /// Stores a series under another name, in place (no copy of its
+    /// values, and every row kept); `false` when there is no such series or
+    /// the new name is taken.
+    pub fn rename_series(&mut self, from: &str, to: &str) -> bool {
+        if from == STEP || to == STEP || self.names().iter().any(|n| n == to) {
+            return false;
+        }
+        if let Some(points) = self.sparse.remove(from) {
+            self.sparse.insert(to.to_string(), points);
+            return true;
+        }
+        self.frame.rename(from, to.into()).is_ok()
+    }
+
     pub fn rows(&self) -> usize {
         self.frame.height()
     }
