@@ -221,3 +221,25 @@ fn analysis_never_writes_into_the_run() {
     postmortem(&["analyze", dir.path().to_str().unwrap(), "--format", "json"]);
     assert_eq!(before, common::files(dir.path()));
 }
+
+/// `inspect` says how a log was read: the format, and each series' role and
+/// the name it came from; a log nothing reads gets an error that quotes what
+/// was recognized and names --pattern.
+#[test]
+fn inspect_shows_what_was_read_as_what() {
+    let lightning = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/import/lightning");
+    let out = postmortem(&["inspect", lightning.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["format"], "lightning-csv");
+    let loss = report["series"].as_array().unwrap().iter().find(|s| s["name"] == "loss").unwrap();
+    assert_eq!((loss["role"].as_str(), loss["source_name"].as_str()), (Some("training loss"), Some("train_loss_step")));
+    assert!(report["missing"].as_array().unwrap().iter().any(|m| m[0] == "dead-relus"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("train.log");
+    // One metric line (printed once: no template to read) among prose.
+    std::fs::write(&log, "starting\nusing 2 GPUs\nepoch 1 train loss 0.5\nfinished\n").unwrap();
+    let out = postmortem(&["analyze", log.to_str().unwrap(), "--from", "text-log"]);
+    assert_error(&out, &["line 3", "train_loss=0.5", "step 1", "--pattern"]);
+}
