@@ -59,42 +59,36 @@ fn number(text: &str) -> Option<f64> {
 fn mend(text: &str) -> String {
     let quoted = if text.contains('"') { text.to_string() } else { text.replace('\'', "\"") };
     let mut out = String::with_capacity(quoted.len() + 16);
-    let mut in_string = false;
-    let mut escaped = false;
-    let bytes = quoted.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        let c = bytes[i] as char;
+    let (mut in_string, mut escaped) = (false, false);
+    let mut chars = quoted.char_indices();
+    while let Some((at, c)) = chars.next() {
         if in_string {
-            out.push(c);
             match c {
                 _ if escaped => escaped = false,
                 '\\' => escaped = true,
                 '"' => in_string = false,
                 _ => {}
             }
-            i += 1;
+            out.push(c);
             continue;
         }
         if c == '"' {
             in_string = true;
             out.push(c);
-            i += 1;
             continue;
         }
-        let rest = &quoted[i..];
-        let token = ["-Infinity", "Infinity", "NaN", "nan", "-inf", "inf"].into_iter().find(|t| rest.starts_with(t));
+        let token = ["-Infinity", "Infinity", "NaN", "nan", "-inf", "inf"].into_iter().find(|t| quoted[at..].starts_with(t));
         match token {
             Some(t) => {
                 out.push('"');
                 out.push_str(t);
                 out.push('"');
-                i += t.len();
+                // The token's other characters (all ASCII) are consumed.
+                for _ in 1..t.len() {
+                    chars.next();
+                }
             }
-            None => {
-                out.push(c);
-                i += c.len_utf8();
-            }
+            None => out.push(c),
         }
     }
     out
@@ -196,6 +190,10 @@ mod tests {
         let python = object_values("{'loss': 0.5, 'learning_rate': 1e-05, 'epoch': 0.1}").unwrap();
         assert_eq!(python.len(), 3);
         assert_eq!(object_values("loss 0.5"), None);
+        // Text that is not ASCII, with a bare NaN to mend around it.
+        let accented = object_values("{\"é\": NaN, \"ü_loss\": 1}").unwrap();
+        assert_eq!(accented.len(), 2);
+        assert_eq!(object_values("{'ñ': é}"), None);
         assert!(looks_like("{\"step\": 1, \"loss\": 2}\n{\"step\": 2, \"loss\": 1}\n"));
         assert!(!looks_like("{\n  \"a\": 1\n}\n"));
     }

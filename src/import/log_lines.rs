@@ -110,14 +110,16 @@ pub fn read(raw: &str) -> ReadLine {
         }
     }
     // A JSON object or printed dict: its pairs.
-    if let (Some(open), Some(close)) = (line.find('{'), line.rfind('}')) {
-        if let Some(values) = super::json_lines::object_values(&line[open..=close]).filter(|_| open < close) {
-            for (key, value) in values {
-                keys.push(key.clone());
-                match step_kind(&key) {
-                    Some(kind) if value.is_finite() && value >= 0.0 => steps.push((kind, value as u64, None)),
-                    _ => read.values.push((key, value)),
-                }
+    let object = match (line.find('{'), line.rfind('}')) {
+        (Some(open), Some(close)) if open < close => super::json_lines::object_values(&line[open..=close]),
+        _ => None,
+    };
+    if let Some(values) = object {
+        for (key, value) in values {
+            keys.push(key.clone());
+            match step_kind(&key) {
+                Some(kind) if value.is_finite() && value >= 0.0 => steps.push((kind, value as u64, None)),
+                _ => read.values.push((key, value)),
             }
         }
     } else {
@@ -282,6 +284,39 @@ mod tests {
         assert_eq!(pairs("{'loss': '2.897', 'grad_norm': '0.7695', 'epoch': '0.03579'}").1.len(), 2);
         // Time is no training signal.
         assert_eq!(pairs("313/313 [======] - 351s 1s/step - loss: 0.6855 - acc: 0.5609").1, v(&[("loss", 0.6855), ("acc", 0.5609)]));
+    }
+
+    #[test]
+    fn odd_lines_read_without_a_panic() {
+        for line in ["} loss 1 {", "{", "}", "[", "]]]", "loss: ", "= 3", "step 99999999999999999999999 loss 1", "epoch 1e400 loss nan", "\r\r", "ñ: 1 é=2", "a b c d e f 1"] {
+            let _ = read(line);
+        }
+        assert_eq!(read("} loss 1 {").values, v(&[("loss", 1.0)]));
+    }
+
+    /// Lines made of the grammar's own pieces in random order (separators,
+    /// brackets, braces, quotes, numbers, words, non-ASCII letters): every
+    /// one is read without a panic, and whole logs of them too.
+    #[test]
+    fn random_lines_of_the_grammars_pieces_never_panic() {
+        const PIECES: [&str; 24] =
+            ["loss", "step", "Epoch", " ", ":", "=", "|", ",", " - ", "[", "]", "{", "}", "'", "\"", "1", "0.5", "-3e-4", "nan", "%", "/", "é", "\r", "\t"];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut log = String::new();
+        for _ in 0..3_000 {
+            let line: String = (0..next() % 24).map(|_| PIECES[(next() % PIECES.len() as u64) as usize]).collect();
+            let _ = read(&line);
+            let _ = super::super::json_lines::object_values(&line);
+            log.push_str(&line);
+            log.push('\n');
+        }
+        let _ = read_log(&log);
     }
 
     #[test]
