@@ -26,7 +26,7 @@ pub fn load(path: &Path, _options: &ImportOptions) -> Result<Run, LoadError> {
     };
     let choice = super::names::choose(header.iter().enumerate().filter(|(i, _)| *i != step_column).map(|(_, h)| h.as_str()));
     let names: Vec<Option<String>> = header.iter().enumerate().map(|(i, h)| if i == step_column { None } else { choice.mapping.get(h).cloned() }).collect();
-    let mut warnings: Vec<Warning> = choice.notes.iter().map(|note| Warning::new(&file, None, format!("read as: {note}"))).collect();
+    let mut warnings: Vec<Warning> = choice.notes.iter().map(|note| super::read_as(&file, note)).collect();
     let mut metrics = crate::run::metrics::load_csv(&file, step_column, &names, &mut warnings)?;
     metrics.origins = choice.origins();
     let mut meta = RunMeta::new(run_name(&dir, &file));

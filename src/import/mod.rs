@@ -168,7 +168,6 @@ fn read_roles(run: &mut Run) {
 /// training (or validation) loss the rules read; the components stay.
 fn sum_components(run: &mut Run) {
     let names = run.metrics.names();
-    let mut added: Vec<(String, Vec<(u64, f64)>, String)> = Vec::new();
     for (key, role) in [("loss", "loss component"), ("val_loss", "validation loss component")] {
         if names.iter().any(|n| n == key) {
             continue;
@@ -182,21 +181,16 @@ fn sum_components(run: &mut Run) {
         }
         let sum: Vec<(u64, f64)> = (0..series[0].len()).map(|i| (series[0][i].0, series.iter().map(|s| s[i].1).sum())).collect();
         let origin = format!("the sum of {}", parts.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(" + "));
-        added.push((key.to_string(), sum, origin));
+        if run.metrics.insert_series(key, sum) {
+            run.warnings.push(read_as(&run.source, &format!("{key} is {origin} (no total was logged)")));
+            run.metrics.origins.insert(key.to_string(), origin);
+        }
     }
-    if added.is_empty() {
-        return;
-    }
-    let mut series: Vec<(String, Vec<(u64, f64)>)> = names.iter().filter_map(|n| Some((n.clone(), run.metrics.series(n)?))).collect();
-    let mut origins = run.metrics.origins.clone();
-    for (key, sum, origin) in added {
-        run.warnings.push(Warning::new(&run.source, None, format!("read as: {key} is {origin} (no total was logged)")));
-        origins.insert(key.clone(), origin);
-        series.push((key, sum));
-    }
-    let counts = std::mem::take(&mut run.metrics.counts);
-    run.metrics = MetricsTable::from_owned_series(series, counts);
-    run.metrics.origins = origins;
+}
+
+/// The warning that says how a name was read ([`names::NameChoice::notes`]).
+pub(crate) fn read_as(file: &Path, note: &str) -> Warning {
+    Warning::new(file, None, format!("read as: {note}"))
 }
 
 /// A loaded run that holds no metrics, tensor statistics or checkpoints
@@ -604,8 +598,8 @@ impl Points {
     pub fn standardize_names(&mut self) {
         let choice = names::choose(self.series.iter().map(|(n, _)| n.as_str()));
         self.origins = choice.origins();
-        self.notes = choice.notes.clone();
         self.rename(&choice.mapping);
+        self.notes = choice.notes;
     }
 
     /// Renames series; names not in `mapping` stay.
@@ -633,9 +627,7 @@ impl Points {
                 ),
             ));
         }
-        for note in self.notes {
-            warnings.push(Warning::new(file, None, format!("read as: {note}")));
-        }
+        warnings.extend(self.notes.iter().map(|note| read_as(file, note)));
         let mut table = MetricsTable::from_owned_series(self.series.into_iter().filter(|(_, p)| !p.is_empty()).collect(), BTreeMap::new());
         table.origins = self.origins;
         table

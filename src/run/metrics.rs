@@ -116,6 +116,17 @@ impl MetricsTable {
         self.frame.rename(from, to.into()).is_ok()
     }
 
+    /// Adds a series of points at steps the table already has (a sum of
+    /// its series), kept as points: no other series is copied. `false` when
+    /// the name is taken.
+    pub fn insert_series(&mut self, name: &str, points: Vec<(u64, f64)>) -> bool {
+        if name == STEP || self.names().iter().any(|n| n == name) {
+            return false;
+        }
+        self.sparse.insert(name.to_string(), points);
+        true
+    }
+
     pub fn rows(&self) -> usize {
         self.frame.height()
     }
