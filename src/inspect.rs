@@ -43,21 +43,24 @@ pub struct SeriesInfo {
 
 impl Inspection {
     pub fn of(run: &Run, format: SourceFormat, detected: String, analysis: &Analysis) -> Inspection {
-        let series = run
+        // Roles and source names as the summary gives them, with each
+        // series' points read from the run.
+        let series = analysis
+            .run
             .metrics
-            .names()
-            .into_iter()
-            .map(|name| {
-                let points = run.metrics.series(&name).unwrap_or_default();
+            .iter()
+            .filter(|m| !run.metrics.counts.contains_key(&m.name))
+            .map(|m| {
+                let points = run.metrics.series(&m.name).unwrap_or_default();
                 SeriesInfo {
-                    role: crate::import::names::role_of(&name),
-                    source_name: run.metrics.origins.get(&name).cloned(),
+                    name: m.name.clone(),
+                    role: m.role,
+                    source_name: m.source_name.clone(),
                     points: points.len(),
                     first_step: points.first().map(|p| p.0),
                     last_step: points.last().map(|p| p.0),
                     first: points.first().map(|p| p.1),
                     last: points.last().map(|p| p.1),
-                    name,
                 }
             })
             .collect();

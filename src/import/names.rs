@@ -160,15 +160,14 @@ pub fn roles(name: &str) -> Roles {
 }
 
 /// What was read as what: the key of docs/FORMAT.md each chosen series got,
-/// the loss components, and notes on choices that were not clear-cut.
+/// and notes on choices that were not clear-cut. The loss components keep
+/// their own names; [`role_of`] tells them.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NameChoice {
     /// Every name of the source, to the name it is stored under: a key of
     /// docs/FORMAT.md for the chosen series, its own name otherwise (with
     /// `_raw` added where that is a key already taken).
     pub mapping: BTreeMap<String, String>,
-    /// Loss-family series that are parts of a loss, not the loss (by name).
-    pub components: Vec<String>,
     /// Choices among several candidates, each naming them.
     pub notes: Vec<String>,
 }
@@ -259,12 +258,9 @@ pub fn choose<'a>(names: impl IntoIterator<Item = &'a str>) -> NameChoice {
         choice.mapping.insert(name.to_string(), key.key.to_string());
         taken.insert(key.key);
     }
-    for (name, roles, _) in &read {
+    for (name, _, _) in &read {
         if choice.mapping.contains_key(*name) {
             continue;
-        }
-        if is_component(roles) && roles.split != Split::Test {
-            choice.components.push(name.to_string());
         }
         let own = if taken.contains(name) { format!("{name}_raw") } else { name.to_string() };
         choice.mapping.insert(name.to_string(), own);
@@ -330,11 +326,13 @@ mod tests {
         // A total among components is the loss; the rest are components.
         let detectron = choose(["total_loss", "loss_cls", "loss_box_reg", "lr"]);
         assert_eq!(detectron.mapping["total_loss"], "loss");
-        assert_eq!(detectron.components, ["loss_box_reg", "loss_cls"]);
+        assert_eq!([role_of("loss_box_reg"), role_of("loss_cls")], [Some("loss component"); 2]);
+        assert_eq!((detectron.mapping["loss_cls"].as_str(), detectron.mapping["loss_box_reg"].as_str()), ("loss_cls", "loss_box_reg"));
         // Only components: none is the loss.
         let yolo = choose(["train/box_loss", "train/cls_loss", "val/box_loss", "val/cls_loss", "lr/pg0"]);
         assert!(!yolo.mapping.values().any(|k| k == "loss" || k == "val_loss"), "{yolo:?}");
-        assert_eq!(yolo.components.len(), 4);
+        let components = ["train/box_loss", "train/cls_loss", "val/box_loss", "val/cls_loss"].map(role_of);
+        assert_eq!(components, [Some("loss component"), Some("loss component"), Some("validation loss component"), Some("validation loss component")]);
         // One component alone is the loss.
         assert_eq!(keys(&["train_nll"]), pairs(&[("train_nll", "loss")]));
     }
